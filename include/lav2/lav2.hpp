@@ -13,3 +13,5 @@
 #include "lav2/text/json_reader.hpp"
 #include "lav2/text/hf_tokenizer_json.hpp"
 #include "lav2/text/tokenizer.hpp"
+#include "lav2/vision/image.hpp"
+#include "lav2/vision/image_preprocess.hpp"
