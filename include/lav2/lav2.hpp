@@ -13,5 +13,7 @@
 #include "lav2/text/json_reader.hpp"
 #include "lav2/text/hf_tokenizer_json.hpp"
 #include "lav2/text/tokenizer.hpp"
+#include "lav2/kernels/dispatch.hpp"
+#include "lav2/kernels/selfcheck.hpp"
 #include "lav2/vision/image.hpp"
 #include "lav2/vision/image_preprocess.hpp"

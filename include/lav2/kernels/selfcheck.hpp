@@ -1,0 +1,306 @@
+// Self-check: runs every kernel of a table against the scalar reference on random data and
+// reports max |tested - reference| next to its tolerance. `lav2 selfcheck` runs the SIMD table;
+// tests pass a table with one deliberately broken kernel to show the check catches it.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "lav2/core/thread_pool.hpp"
+#include "lav2/kernels/ref/matmul.hpp"
+#include "lav2/kernels/ref/ops.hpp"
+#include "lav2/kernels/simd/convert.hpp"
+#include "lav2/kernels/simd/matmul.hpp"
+#include "lav2/kernels/simd/ops.hpp"
+#include "lav2/tensor/dtype.hpp"
+
+namespace lav2::kernels::check {
+
+/// \brief One function pointer per kernel, with the signatures of dispatch.hpp.
+struct KernelTable {
+  template <class W>
+  using MatmulFn = void (*)(ThreadPool&, float*, const float*, const W*, std::int64_t, std::int64_t, std::int64_t);
+  float (*dot)(const float*, const float*, std::int64_t);
+  void (*axpy)(float*, float, const float*, std::int64_t);
+  void (*add)(float*, const float*, std::int64_t);
+  void (*rmsnorm)(float*, const float*, const float*, std::int64_t, float);
+  void (*layernorm)(float*, const float*, const float*, const float*, std::int64_t, float);
+  void (*rope_interleaved)(float*, std::int64_t, const float*, const float*);
+  void (*softmax)(float*, std::int64_t);
+  void (*silu)(float*, std::int64_t);
+  void (*swiglu)(float*, const float*, const float*, std::int64_t);
+  void (*gelu_erf)(float*, std::int64_t);
+  void (*quick_gelu)(float*, std::int64_t);
+  void (*attention_head)(float*, const float*, const float*, const float*, std::int64_t, std::int64_t, std::int64_t,
+                         float, float*);
+  void (*adapter_attention_head)(float*, const float*, const float*, const float*, std::int64_t, std::int64_t,
+                                 std::int64_t, float, float, float*);
+  MatmulFn<float> matmul_f32;
+  MatmulFn<f16_t> matmul_f16;
+  MatmulFn<bf16_t> matmul_bf16;
+  void (*convert_f16_to_f32)(float*, const f16_t*, std::int64_t);
+  void (*convert_f32_to_f16)(f16_t*, const float*, std::int64_t);
+  void (*convert_bf16_to_f32)(float*, const bf16_t*, std::int64_t);
+  void (*convert_f32_to_bf16)(bf16_t*, const float*, std::int64_t);
+};
+
+/// \brief The scalar reference kernels.
+inline KernelTable ref_table() {
+  return {ref::dot, ref::axpy, ref::add, ref::rmsnorm, ref::layernorm, ref::rope_interleaved, ref::softmax,
+          ref::silu, ref::swiglu, ref::gelu_erf, ref::quick_gelu, ref::attention_head, ref::adapter_attention_head,
+          ref::matmul<float>, ref::matmul<f16_t>, ref::matmul<bf16_t>, ref::convert_f16_to_f32,
+          ref::convert_f32_to_f16, ref::convert_bf16_to_f32, ref::convert_f32_to_bf16};
+}
+
+namespace detail {
+// Adapts a simd functor to a plain function: simd_fn<F>::call(args...) = F{}(default_arch, args...).
+template <class F>
+struct simd_fn {
+  template <class... Args>
+  static auto call(Args... args) {
+    return F{}(xsimd::default_arch{}, args...);
+  }
+};
+}  // namespace detail
+
+/// \brief The xsimd kernels for xsimd::default_arch.
+inline KernelTable simd_table() {
+  using namespace simd;
+  using detail::simd_fn;
+  KernelTable t{};
+  t.dot = simd_fn<dot_fn>::call<const float*, const float*, std::int64_t>;
+  t.axpy = simd_fn<axpy_fn>::call<float*, float, const float*, std::int64_t>;
+  t.add = simd_fn<add_fn>::call<float*, const float*, std::int64_t>;
+  t.rmsnorm = simd_fn<rmsnorm_fn>::call<float*, const float*, const float*, std::int64_t, float>;
+  t.layernorm = simd_fn<layernorm_fn>::call<float*, const float*, const float*, const float*, std::int64_t, float>;
+  t.rope_interleaved = simd_fn<rope_interleaved_fn>::call<float*, std::int64_t, const float*, const float*>;
+  t.softmax = simd_fn<softmax_fn>::call<float*, std::int64_t>;
+  t.silu = simd_fn<silu_fn>::call<float*, std::int64_t>;
+  t.swiglu = simd_fn<swiglu_fn>::call<float*, const float*, const float*, std::int64_t>;
+  t.gelu_erf = simd_fn<gelu_erf_fn>::call<float*, std::int64_t>;
+  t.quick_gelu = simd_fn<quick_gelu_fn>::call<float*, std::int64_t>;
+  t.attention_head = simd_fn<attention_head_fn>::call<float*, const float*, const float*, const float*, std::int64_t,
+                                                      std::int64_t, std::int64_t, float, float*>;
+  t.adapter_attention_head =
+      simd_fn<adapter_attention_head_fn>::call<float*, const float*, const float*, const float*, std::int64_t,
+                                               std::int64_t, std::int64_t, float, float, float*>;
+  t.matmul_f32 = [](ThreadPool& p, float* o, const float* x, const float* w, std::int64_t M, std::int64_t N,
+                    std::int64_t K) { matmul_fn{}(xsimd::default_arch{}, p, o, x, w, M, N, K); };
+  t.matmul_f16 = [](ThreadPool& p, float* o, const float* x, const f16_t* w, std::int64_t M, std::int64_t N,
+                    std::int64_t K) { matmul_fn{}(xsimd::default_arch{}, p, o, x, w, M, N, K); };
+  t.matmul_bf16 = [](ThreadPool& p, float* o, const float* x, const bf16_t* w, std::int64_t M, std::int64_t N,
+                     std::int64_t K) { matmul_fn{}(xsimd::default_arch{}, p, o, x, w, M, N, K); };
+  t.convert_f16_to_f32 = simd_fn<convert_f16_to_f32_fn>::call<float*, const f16_t*, std::int64_t>;
+  t.convert_f32_to_f16 = simd_fn<convert_f32_to_f16_fn>::call<f16_t*, const float*, std::int64_t>;
+  t.convert_bf16_to_f32 = simd_fn<convert_bf16_to_f32_fn>::call<float*, const bf16_t*, std::int64_t>;
+  t.convert_f32_to_bf16 = simd_fn<convert_f32_to_bf16_fn>::call<bf16_t*, const float*, std::int64_t>;
+  return t;
+}
+
+// ---- helpers shared with the tests ------------------------------------------------------------
+
+/// \brief (n) values uniform in [lo, hi) from a fixed seed.
+inline std::vector<float> random_vector(std::int64_t n, std::uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(std::size_t(std::max<std::int64_t>(n, 0)));
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+/// \brief (n) random values rounded to W (f32, f16 or bf16).
+template <class W>
+std::vector<W> random_weights(std::int64_t n, std::uint32_t seed) {
+  const std::vector<float> f = random_vector(n, seed);
+  std::vector<W> w(f.size());
+  for (std::size_t i = 0; i < f.size(); ++i) w[i] = from_f32<W>(f[i]);
+  return w;
+}
+
+/// \brief max_i |a[i] - b[i]|; NaN when the two disagree on NaN-ness (so it fails any tolerance).
+inline double max_abs_diff(const float* a, const float* b, std::int64_t n) {
+  double m = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i])) {
+      if (std::isnan(a[i]) != std::isnan(b[i])) return NAN;
+      continue;
+    }
+    m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
+  }
+  return m;
+}
+
+inline double max_abs(const float* a, std::int64_t n) {
+  double m = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) m = std::max(m, std::fabs(double(a[i])));
+  return m;
+}
+
+/// \brief One comparison: passes when max_diff <= tolerance (and is not NaN).
+struct Result {
+  std::string name;
+  double max_diff = 0.0;
+  double tolerance = 0.0;
+  bool ok() const { return max_diff <= tolerance; }
+};
+
+/// \brief Tolerance atol + rtol * max|reference| with the max |difference|, for outputs (n).
+inline Result compare(std::string name, const float* tested, const float* reference, std::int64_t n, double atol,
+                      double rtol) {
+  return {std::move(name), max_abs_diff(tested, reference, n), atol + rtol * max_abs(reference, n)};
+}
+
+/// \brief Sizes of the self-check problems.
+struct Options {
+  std::int64_t n = 4096 + 3;       ///< vector kernels (odd: exercises the scalar tail)
+  std::int64_t head_dim = 128;     ///< attention
+  std::int64_t n_keys = 67;        ///< attention keys / adapter prompts
+  std::int64_t mv_n = 96, mv_k = 4096 + 5;         ///< matvec (M = 1)
+  std::int64_t mm_m = 13, mm_n = 70, mm_k = 515;   ///< GEMM (edge tiles, several K blocks)
+  std::uint32_t seed = 1234;
+};
+
+namespace detail {
+template <class W>
+Result check_matmul(const char* name, KernelTable::MatmulFn<W> tested, KernelTable::MatmulFn<W> reference,
+                    ThreadPool& pool, std::int64_t M, std::int64_t N, std::int64_t K, std::uint32_t seed) {
+  const std::vector<float> x = random_vector(M * K, seed);
+  const std::vector<W> w = random_weights<W>(N * K, seed + 1);
+  std::vector<float> got(std::size_t(M * N)), want(std::size_t(M * N));
+  tested(pool, got.data(), x.data(), w.data(), M, N, K);
+  reference(pool, want.data(), x.data(), w.data(), M, N, K);
+  // f32 sums of K products in [-1, 1]: rounding grows like sqrt(K) ulp of sum |x w| <= K.
+  return compare(name, got.data(), want.data(), M * N, 2e-6 * double(K), 0.0);
+}
+}  // namespace detail
+
+/// \brief Runs every kernel of `tested` and `reference` on the same random inputs.
+inline std::vector<Result> run(const KernelTable& tested, const KernelTable& reference, ThreadPool& pool,
+                               const Options& opt = {}) {
+  std::vector<Result> results;
+  const std::int64_t n = opt.n;
+  const std::vector<float> a = random_vector(n, opt.seed), b = random_vector(n, opt.seed + 1);
+  const std::vector<float> big = random_vector(n, opt.seed + 2, -8.0f, 8.0f);  // activation inputs
+  std::vector<float> got(static_cast<std::size_t>(n)), want(static_cast<std::size_t>(n));
+  const auto fresh = [&](const std::vector<float>& src) {
+    got = src;
+    want = src;
+  };
+
+  {  // dot: one number; tolerance relative to sum |a b| <= n
+    const float g = tested.dot(a.data(), b.data(), n), r = reference.dot(a.data(), b.data(), n);
+    results.push_back(compare("dot", &g, &r, 1, 1e-6 * std::sqrt(double(n)), 0.0));
+  }
+  fresh(a);
+  tested.axpy(got.data(), 0.75f, b.data(), n);
+  reference.axpy(want.data(), 0.75f, b.data(), n);
+  results.push_back(compare("axpy", got.data(), want.data(), n, 1e-6, 0.0));
+  fresh(a);
+  tested.add(got.data(), b.data(), n);
+  reference.add(want.data(), b.data(), n);
+  results.push_back(compare("add", got.data(), want.data(), n, 0.0, 0.0));
+
+  tested.rmsnorm(got.data(), a.data(), b.data(), n, 1e-5f);
+  reference.rmsnorm(want.data(), a.data(), b.data(), n, 1e-5f);
+  results.push_back(compare("rmsnorm", got.data(), want.data(), n, 0.0, 1e-5));
+  tested.layernorm(got.data(), big.data(), a.data(), b.data(), n, 1e-5f);
+  reference.layernorm(want.data(), big.data(), a.data(), b.data(), n, 1e-5f);
+  results.push_back(compare("layernorm", got.data(), want.data(), n, 0.0, 1e-5));
+
+  {  // RoPE over one head at a few angles
+    const std::int64_t hd = opt.head_dim;
+    std::vector<float> cs(std::size_t(hd / 2)), sn(std::size_t(hd / 2));
+    for (std::int64_t i = 0; i < hd / 2; ++i) {
+      const double theta = 37.0 * std::pow(10000.0, -2.0 * double(i) / double(hd));
+      cs[std::size_t(i)] = float(std::cos(theta));
+      sn[std::size_t(i)] = float(std::sin(theta));
+    }
+    fresh(big);
+    tested.rope_interleaved(got.data(), hd, cs.data(), sn.data());
+    reference.rope_interleaved(want.data(), hd, cs.data(), sn.data());
+    results.push_back(compare("rope_interleaved", got.data(), want.data(), hd, 0.0, 1e-6));
+  }
+
+  fresh(big);
+  tested.softmax(got.data(), n);
+  reference.softmax(want.data(), n);
+  results.push_back(compare("softmax", got.data(), want.data(), n, 0.0, 1e-5));
+  fresh(big);
+  tested.silu(got.data(), n);
+  reference.silu(want.data(), n);
+  results.push_back(compare("silu", got.data(), want.data(), n, 0.0, 1e-6));
+  tested.swiglu(got.data(), big.data(), a.data(), n);
+  reference.swiglu(want.data(), big.data(), a.data(), n);
+  results.push_back(compare("swiglu", got.data(), want.data(), n, 0.0, 1e-6));
+  fresh(big);
+  tested.gelu_erf(got.data(), n);
+  reference.gelu_erf(want.data(), n);
+  results.push_back(compare("gelu_erf", got.data(), want.data(), n, 0.0, 1e-6));
+  fresh(big);
+  tested.quick_gelu(got.data(), n);
+  reference.quick_gelu(want.data(), n);
+  results.push_back(compare("quick_gelu", got.data(), want.data(), n, 0.0, 1e-6));
+
+  {  // attention over a strided KV cache (two heads per row: stride = 2 * head_dim)
+    const std::int64_t hd = opt.head_dim, nk = opt.n_keys, stride = 2 * hd;
+    const std::vector<float> q = random_vector(hd, opt.seed + 3), k = random_vector(nk * stride, opt.seed + 4),
+                             v = random_vector(nk * stride, opt.seed + 5);
+    std::vector<float> scratch(static_cast<std::size_t>(nk)), out_g(static_cast<std::size_t>(hd)), out_r(static_cast<std::size_t>(hd));
+    const float scale = 1.0f / std::sqrt(float(hd));
+    tested.attention_head(out_g.data(), q.data(), k.data(), v.data(), nk, hd, stride, scale, scratch.data());
+    reference.attention_head(out_r.data(), q.data(), k.data(), v.data(), nk, hd, stride, scale, scratch.data());
+    results.push_back(compare("attention_head", out_g.data(), out_r.data(), hd, 1e-6, 0.0));
+    out_g = out_r = random_vector(hd, opt.seed + 6);
+    tested.adapter_attention_head(out_g.data(), q.data(), k.data(), v.data(), nk, hd, stride, scale, 0.37f,
+                                  scratch.data());
+    reference.adapter_attention_head(out_r.data(), q.data(), k.data(), v.data(), nk, hd, stride, scale, 0.37f,
+                                     scratch.data());
+    results.push_back(compare("adapter_attention_head", out_g.data(), out_r.data(), hd, 1e-6, 0.0));
+  }
+
+  // The matvec (M = 1) and GEMM paths of matmul, for each weight type.
+  for (const bool gemm : {false, true}) {
+    const std::int64_t M = gemm ? opt.mm_m : 1, N = gemm ? opt.mm_n : opt.mv_n, K = gemm ? opt.mm_k : opt.mv_k;
+    const std::string path = gemm ? "gemm_" : "matvec_";
+    const std::uint32_t s = opt.seed + 7;
+    results.push_back(detail::check_matmul((path + "f32").c_str(), tested.matmul_f32, reference.matmul_f32, pool,
+                                           M, N, K, s));
+    results.push_back(detail::check_matmul((path + "f16").c_str(), tested.matmul_f16, reference.matmul_f16, pool,
+                                           M, N, K, s));
+    results.push_back(detail::check_matmul((path + "bf16").c_str(), tested.matmul_bf16, reference.matmul_bf16,
+                                           pool, M, N, K, s));
+  }
+
+  {  // conversions must be bit-exact: compare as f32 after widening with the scalar spec
+    std::vector<f16_t> h_got(static_cast<std::size_t>(n)), h_want(static_cast<std::size_t>(n));
+    std::vector<bf16_t> b_got(static_cast<std::size_t>(n)), b_want(static_cast<std::size_t>(n));
+    tested.convert_f32_to_f16(h_got.data(), big.data(), n);
+    reference.convert_f32_to_f16(h_want.data(), big.data(), n);
+    ref::convert_f16_to_f32(got.data(), h_got.data(), n);
+    ref::convert_f16_to_f32(want.data(), h_want.data(), n);
+    results.push_back(compare("convert_f32_to_f16", got.data(), want.data(), n, 0.0, 0.0));
+    tested.convert_f16_to_f32(got.data(), h_want.data(), n);
+    reference.convert_f16_to_f32(want.data(), h_want.data(), n);
+    results.push_back(compare("convert_f16_to_f32", got.data(), want.data(), n, 0.0, 0.0));
+    tested.convert_f32_to_bf16(b_got.data(), big.data(), n);
+    reference.convert_f32_to_bf16(b_want.data(), big.data(), n);
+    ref::convert_bf16_to_f32(got.data(), b_got.data(), n);
+    ref::convert_bf16_to_f32(want.data(), b_want.data(), n);
+    results.push_back(compare("convert_f32_to_bf16", got.data(), want.data(), n, 0.0, 0.0));
+    tested.convert_bf16_to_f32(got.data(), b_want.data(), n);
+    reference.convert_bf16_to_f32(want.data(), b_want.data(), n);
+    results.push_back(compare("convert_bf16_to_f32", got.data(), want.data(), n, 0.0, 0.0));
+  }
+  return results;
+}
+
+/// \brief True when every result is within its tolerance.
+inline bool all_ok(const std::vector<Result>& results) {
+  return std::all_of(results.begin(), results.end(), [](const Result& r) { return r.ok(); });
+}
+
+}  // namespace lav2::kernels::check

@@ -1,0 +1,75 @@
+// matmul (matvec and GEMM paths) for f32, f16 and bf16 weights against the scalar reference, and
+// bit-identical results for 1, 2 and 3 threads.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <vector>
+
+#include <lav2/kernels/ref/matmul.hpp>
+#include <lav2/kernels/selfcheck.hpp>
+#include <lav2/kernels/simd/matmul.hpp>
+
+using namespace lav2;
+using namespace lav2::kernels;
+
+namespace {
+using Arch = xsimd::default_arch;
+constexpr std::int64_t kLanes = xsimd::batch<float, Arch>::size;
+
+template <class W>
+void check_against_ref(ThreadPool& pool, std::int64_t M, std::int64_t N, std::int64_t K) {
+  const auto x = check::random_vector(M * K, 21);
+  const auto w = check::random_weights<W>(N * K, 22);
+  std::vector<float> got(std::size_t(M * N)), want(std::size_t(M * N));
+  simd::matmul_fn{}(Arch{}, pool, got.data(), x.data(), w.data(), M, N, K);
+  ref::matmul(pool, want.data(), x.data(), w.data(), M, N, K);
+  // Products of values in [-1, 1]: f32 accumulation error grows like sqrt(K) ulp of sum|x w| <= K;
+  // 1e-6 * K + 1e-6 is far above that and far below any indexing mistake (~0.1).
+  const auto r = check::compare("matmul", got.data(), want.data(), M * N, 1e-6 * double(K) + 1e-6, 0.0);
+  INFO(dtype_name(dtype_of_v<W>), " M=", M, " N=", N, " K=", K, " max|diff|=", r.max_diff, " tol=", r.tolerance);
+  CHECK(r.ok());
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("matmul: simd vs ref over edge and LLaMA sizes", W, float, f16_t, bf16_t) {
+  ThreadPool pool(2);
+  // Matvec (M = 1) with K at the lane edges and the 7B sizes.
+  for (std::int64_t K : {std::int64_t(1), kLanes - 1, kLanes, kLanes + 1, 2 * kLanes + 1, std::int64_t(4096),
+                         std::int64_t(11008)}) {
+    if (K < 1) continue;
+    check_against_ref<W>(pool, 1, 37, K);
+  }
+  check_against_ref<W>(pool, 1, 4096, 512);  // many rows: both 4-row groups and single rows
+  // GEMM: M around the micro-tile height, N around the panel width, K across several blocks.
+  for (std::int64_t M : {2, 3, 4, 6, 7, 13}) check_against_ref<W>(pool, M, 2 * kLanes + 3, 300);
+  check_against_ref<W>(pool, 8, 100, 11008);
+  check_against_ref<W>(pool, 64, 64, 4096);
+}
+
+TEST_CASE_TEMPLATE("matmul is bit-identical for 1, 2 and 3 threads", W, float, f16_t, bf16_t) {
+  for (std::int64_t M : {1, 2, 19}) {
+    const std::int64_t N = 203, K = 4096 + 7;
+    const auto x = check::random_vector(M * K, 31);
+    const auto w = check::random_weights<W>(N * K, 32);
+    std::vector<float> first;
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      std::vector<float> out(std::size_t(M * N));
+      simd::matmul_fn{}(Arch{}, pool, out.data(), x.data(), w.data(), M, N, K);
+      if (first.empty()) {
+        first = out;
+      } else {
+        INFO("M=", M, " threads=", threads);
+        CHECK(std::memcmp(first.data(), out.data(), out.size() * sizeof(float)) == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("matmul with an empty dimension writes nothing / zeros") {
+  ThreadPool pool(2);
+  std::vector<float> out(6, 5.0f), x(1), w(1);
+  simd::matmul_fn{}(Arch{}, pool, out.data(), x.data(), w.data(), 2, 3, 0);  // K = 0: sums are 0
+  for (float v : out) CHECK(v == 0.0f);
+  simd::matmul_fn{}(Arch{}, pool, out.data(), x.data(), w.data(), 0, 3, 1);  // M = 0: no-op
+}

@@ -1,0 +1,44 @@
+// The self-check passes on the real SIMD kernels and fails when one kernel is broken.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include <lav2/kernels/selfcheck.hpp>
+
+using namespace lav2;
+using namespace lav2::kernels;
+
+TEST_CASE("selfcheck passes for the SIMD kernels") {
+  ThreadPool pool(2);
+  const auto results = check::run(check::simd_table(), check::ref_table(), pool);
+  CHECK(results.size() >= 23);
+  for (const auto& r : results) {
+    INFO(r.name, " max|diff|=", r.max_diff, " tolerance=", r.tolerance);
+    CHECK(r.ok());
+  }
+  CHECK(check::all_ok(results));
+}
+
+TEST_CASE("selfcheck fails when a kernel is deliberately broken") {
+  ThreadPool pool(2);
+  auto table = check::simd_table();
+  // An off-by-one bug: the last element of the sum of squares is dropped.
+  table.rmsnorm = [](float* out, const float* x, const float* w, std::int64_t n, float eps) {
+    ref::rmsnorm(out, x, w, n - 1, eps);
+    out[n - 1] = 0.0f;
+  };
+  // A wrong-tail bug in the f16 matvec: the last input feature is ignored.
+  table.matmul_f16 = [](ThreadPool& p, float* o, const float* x, const f16_t* w, std::int64_t M, std::int64_t N,
+                        std::int64_t K) {
+    std::vector<f16_t> w2(w, w + N * K);
+    for (std::int64_t n = 0; n < N; ++n) w2[std::size_t(n * K + K - 1)].bits = 0;
+    simd::matmul_fn{}(xsimd::default_arch{}, p, o, x, w2.data(), M, N, K);
+  };
+  const auto results = check::run(table, check::ref_table(), pool);
+  CHECK_FALSE(check::all_ok(results));
+  for (const auto& r : results) {
+    const bool broken = r.name == "rmsnorm" || r.name == "matvec_f16" || r.name == "gemm_f16";
+    INFO(r.name, " max|diff|=", r.max_diff, " tolerance=", r.tolerance);
+    CHECK(r.ok() == !broken);
+  }
+}
