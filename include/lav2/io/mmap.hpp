@@ -1,0 +1,89 @@
+// Read-only memory mapping of a whole file (POSIX mmap), the backing store of every tensor view
+// the checkpoint readers hand out. Mapping costs address space, not memory: pages are read on
+// first touch, so opening a 13 GB checkpoint leaves the resident set almost unchanged.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "lav2/core/error.hpp"
+
+namespace lav2::io {
+
+/// \brief A file mapped read-only (MAP_PRIVATE, PROT_READ) for the lifetime of the object.
+/// Held through shared_ptr: every reader that hands out views keeps one, so the mapping
+/// outlives the views as long as the reader (or `keep_alive()`) does.
+class MappedFile {
+ public:
+  /// \brief Maps `path`. \param what names the file in messages ("checkpoint", "safetensors").
+  /// Throws load_error when the file cannot be opened, is not a regular file, or cannot be mapped.
+  static std::shared_ptr<const MappedFile> open(const std::string& path, const std::string& what = "file") {
+    std::shared_ptr<MappedFile> m(new MappedFile());
+    m->path_ = path;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) LAV2_THROW(load_error, what, " '", path, "': cannot open: ", std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      const int e = errno;
+      ::close(fd);
+      LAV2_THROW(load_error, what, " '", path, "': cannot stat: ", std::strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      ::close(fd);
+      LAV2_THROW(load_error, what, " '", path, "': not a regular file");
+    }
+    m->size_ = std::uint64_t(st.st_size);
+    if (m->size_ > 0) {
+      if (m->size_ > std::uint64_t(SIZE_MAX)) {
+        ::close(fd);
+        LAV2_THROW(load_error, what, " '", path, "': ", m->size_, " bytes do not fit the address space");
+      }
+      void* p = ::mmap(nullptr, std::size_t(m->size_), PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p == MAP_FAILED) {
+        const int e = errno;
+        ::close(fd);
+        LAV2_THROW(load_error, what, " '", path, "': cannot map ", m->size_, " bytes: ", std::strerror(e));
+      }
+      m->data_ = static_cast<const unsigned char*>(p);
+    }
+    ::close(fd);  // the mapping keeps its own reference to the file
+    return m;
+  }
+
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile() {
+    if (data_) ::munmap(const_cast<unsigned char*>(data_), std::size_t(size_));
+  }
+
+  /// First byte of the file; nullptr for an empty file.
+  const unsigned char* data() const { return data_; }
+  /// File size in bytes.
+  std::uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+  /// Hints that [offset, offset+len) will be read soon (MADV_WILLNEED); out-of-range is ignored.
+  void will_need(std::uint64_t offset, std::uint64_t len) const {
+    if (!data_ || offset >= size_) return;
+    const std::uint64_t page = std::uint64_t(::sysconf(_SC_PAGESIZE));
+    const std::uint64_t start = offset / page * page;
+    const std::uint64_t end = len > size_ - offset ? size_ : offset + len;
+    ::madvise(const_cast<unsigned char*>(data_) + start, std::size_t(end - start), MADV_WILLNEED);
+  }
+
+ private:
+  MappedFile() = default;
+  std::string path_;
+  const unsigned char* data_ = nullptr;
+  std::uint64_t size_ = 0;
+};
+
+}  // namespace lav2::io
