@@ -6,6 +6,7 @@
 #include <sentencepiece_processor.h>
 
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -164,6 +165,31 @@ inline int check_parity(const lav2::text::Tokenizer& tok, const SpOracle& sp, in
     ++checked;
   }
   return checked;
+}
+
+// ---- a protobuf writer, enough to serialise a ModelProto ---------------------------------------------
+inline void put_varint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out += static_cast<char>((v & 0x7F) | 0x80);
+    v >>= 7;
+  }
+  out += static_cast<char>(v);
+}
+inline void put_key(std::string& out, int field, int wire) { put_varint(out, static_cast<std::uint64_t>(field) << 3 | wire); }
+inline void put_bytes(std::string& out, int field, const std::string& b) {
+  put_key(out, field, 2);
+  put_varint(out, b.size());
+  out += b;
+}
+inline void put_int(std::string& out, int field, std::int64_t v) {
+  put_key(out, field, 0);
+  put_varint(out, static_cast<std::uint64_t>(v));
+}
+inline void put_float(std::string& out, int field, float f) {
+  put_key(out, field, 5);
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  for (int i = 0; i < 4; ++i) out += static_cast<char>((u >> (8 * i)) & 0xFF);
 }
 
 }  // namespace lav2_test
