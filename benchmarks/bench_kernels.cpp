@@ -1,0 +1,279 @@
+// Kernel benchmarks at LLaMA-7B shapes, scalar reference and SIMD side by side, 1 and 2 threads,
+// quoted against the machine probes (kernels/probes.hpp) measured at start-up in the same binary:
+//   matmul:  weights_GBps (bytes of weights read per second) and stream_frac = that / stream;
+//            GFLOPs and fma_frac = GFLOP/s / FMA peak (of the same thread count).
+// Run: build/benchmarks/bench_kernels --benchmark_filter=... (the probes always run first).
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <lav2/kernels/probes.hpp>
+#include <lav2/kernels/ref/matmul.hpp>
+#include <lav2/kernels/ref/ops.hpp>
+#include <lav2/kernels/selfcheck.hpp>
+#include <lav2/kernels/simd/matmul.hpp>
+#include <lav2/kernels/simd/ops.hpp>
+
+using namespace lav2;
+using namespace lav2::kernels;
+
+namespace {
+
+using Arch = xsimd::default_arch;
+
+ThreadPool& pool_of(int threads) {
+  static ThreadPool p1(1), p2(2);
+  return threads == 1 ? p1 : p2;
+}
+
+// Probe results by thread count (index 1 and 2), measured in main() before the benchmarks.
+double g_stream_gbps[3] = {0, 0, 0};
+double g_fma_gflops[3] = {0, 0, 0};
+
+enum class Impl { ref, simd };
+
+// Times one call with steady_clock (matmul splits over pool threads, so CPU time would mislead).
+template <class F>
+void timed_loop(benchmark::State& state, F&& fn, double* seconds) {
+  *seconds = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    state.SetIterationTime(s);
+    *seconds += s;
+  }
+}
+
+// args: M, N, K, threads
+template <class W, Impl kImpl>
+void BM_matmul(benchmark::State& state) {
+  const std::int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  const int threads = int(state.range(3));
+  const auto x = check::random_vector(M * K, 1);
+  const auto w = check::random_weights<W>(N * K, 2);
+  std::vector<float> out(static_cast<std::size_t>(M * N));
+  ThreadPool& pool = pool_of(threads);
+  double seconds = 0;
+  timed_loop(state, [&] {
+    if constexpr (kImpl == Impl::simd) {
+      simd::matmul_fn{}(Arch{}, pool, out.data(), x.data(), w.data(), M, N, K);
+    } else {
+      ref::matmul(pool, out.data(), x.data(), w.data(), M, N, K);
+    }
+    benchmark::DoNotOptimize(out.data());
+  }, &seconds);
+  const double iters = double(state.iterations());
+  const double weight_gbps = double(N * K) * sizeof(W) * iters / seconds / 1e9;
+  const double gflops = 2.0 * double(M * N * K) * iters / seconds / 1e9;
+  state.counters["weights_GBps"] = weight_gbps;
+  state.counters["stream_frac"] = weight_gbps / g_stream_gbps[threads];
+  state.counters["GFLOPs"] = gflops;
+  state.counters["fma_frac"] = gflops / g_fma_gflops[threads];
+}
+
+constexpr std::int64_t kShapes[3][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};  // (N, K)
+
+template <class W>
+void register_matmul(const char* dtype) {
+  for (const auto& s : kShapes) {
+    for (int threads : {1, 2}) {
+      for (std::int64_t M : {1, 64}) {
+        const std::string tail = std::string("/") + dtype;
+        benchmark::RegisterBenchmark(("matmul_simd" + tail).c_str(), BM_matmul<W, Impl::simd>)
+            ->Args({M, s[0], s[1], threads})->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.3);
+        // The scalar GEMM takes seconds per call at M = 64: run it once, at the smallest shape.
+        if (M == 1 || (s[0] == 4096 && s[1] == 4096))
+          benchmark::RegisterBenchmark(("matmul_ref" + tail).c_str(), BM_matmul<W, Impl::ref>)
+              ->Args({M, s[0], s[1], threads})->UseManualTime()->Unit(benchmark::kMillisecond)
+              ->Iterations(M == 1 ? 5 : 1);
+      }
+    }
+  }
+}
+
+// ---- single-thread vector kernels -------------------------------------------------------------
+
+template <Impl kImpl>
+void BM_rmsnorm(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  const auto x = check::random_vector(n, 1), w = check::random_vector(n, 2);
+  std::vector<float> out(static_cast<std::size_t>(n));
+  for (auto _ : state) {
+    if constexpr (kImpl == Impl::simd) simd::rmsnorm_fn{}(Arch{}, out.data(), x.data(), w.data(), n, 1e-5f);
+    else ref::rmsnorm(out.data(), x.data(), w.data(), n, 1e-5f);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+template <Impl kImpl>
+void BM_layernorm(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  const auto x = check::random_vector(n, 1), w = check::random_vector(n, 2), b = check::random_vector(n, 3);
+  std::vector<float> out(static_cast<std::size_t>(n));
+  for (auto _ : state) {
+    if constexpr (kImpl == Impl::simd) simd::layernorm_fn{}(Arch{}, out.data(), x.data(), w.data(), b.data(), n, 1e-5f);
+    else ref::layernorm(out.data(), x.data(), w.data(), b.data(), n, 1e-5f);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+// In-place maps: softmax, silu, gelu_erf, quick_gelu. The input is restored each iteration.
+template <void (*kRef)(float*, std::int64_t), class SimdFn>
+void BM_inplace(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  const bool simd_impl = state.range(1) != 0;
+  const auto x = check::random_vector(n, 1, -8.0f, 8.0f);
+  std::vector<float> y = x;
+  for (auto _ : state) {
+    std::copy(x.begin(), x.end(), y.begin());
+    if (simd_impl) SimdFn{}(Arch{}, y.data(), n);
+    else kRef(y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+template <Impl kImpl>
+void BM_swiglu(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  const auto g = check::random_vector(n, 1, -8.0f, 8.0f), u = check::random_vector(n, 2);
+  std::vector<float> out(static_cast<std::size_t>(n));
+  for (auto _ : state) {
+    if constexpr (kImpl == Impl::simd) simd::swiglu_fn{}(Arch{}, out.data(), g.data(), u.data(), n);
+    else ref::swiglu(out.data(), g.data(), u.data(), n);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+template <Impl kImpl>
+void BM_rope(benchmark::State& state) {
+  // All 32 heads of a 4096-dim query, head_dim 128.
+  const std::int64_t hd = 128, heads = 32;
+  auto x = check::random_vector(hd * heads, 1);
+  const auto c = check::random_vector(hd / 2, 2), s = check::random_vector(hd / 2, 3);
+  for (auto _ : state) {
+    for (std::int64_t h = 0; h < heads; ++h) {
+      if constexpr (kImpl == Impl::simd) simd::rope_interleaved_fn{}(Arch{}, x.data() + h * hd, hd, c.data(), s.data());
+      else ref::rope_interleaved(x.data() + h * hd, hd, c.data(), s.data());
+    }
+    benchmark::DoNotOptimize(x.data());
+  }
+  state.SetItemsProcessed(state.iterations() * hd * heads);
+}
+
+template <Impl kImpl>
+void BM_dot(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  const auto a = check::random_vector(n, 1), b = check::random_vector(n, 2);
+  for (auto _ : state) {
+    float r;
+    if constexpr (kImpl == Impl::simd) r = simd::dot_fn{}(Arch{}, a.data(), b.data(), n);
+    else r = ref::dot(a.data(), b.data(), n);
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+template <Impl kImpl>
+void BM_axpy(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  const auto x = check::random_vector(n, 1);
+  auto y = check::random_vector(n, 2);
+  for (auto _ : state) {
+    if constexpr (kImpl == Impl::simd) simd::axpy_fn{}(Arch{}, y.data(), 1e-3f, x.data(), n);
+    else ref::axpy(y.data(), 1e-3f, x.data(), n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+template <Impl kImpl>
+void BM_attention(benchmark::State& state) {
+  // One head: head_dim 128, n_keys keys in a cache with 32 heads per row (stride 4096); with
+  // range(1) != 0 the gated adapter step over the same keys.
+  const std::int64_t n_keys = state.range(0), hd = 128, stride = 4096;
+  const bool adapter = state.range(1) != 0;
+  const auto q = check::random_vector(hd, 1), k = check::random_vector(n_keys * stride, 2),
+             v = check::random_vector(n_keys * stride, 3);
+  std::vector<float> out(hd), scratch(static_cast<std::size_t>(n_keys));
+  const float scale = 1.0f / std::sqrt(float(hd));
+  for (auto _ : state) {
+    if (adapter) {
+      if constexpr (kImpl == Impl::simd)
+        simd::adapter_attention_head_fn{}(Arch{}, out.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale,
+                                          0.5f, scratch.data());
+      else
+        ref::adapter_attention_head(out.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale, 0.5f,
+                                    scratch.data());
+    } else {
+      if constexpr (kImpl == Impl::simd)
+        simd::attention_head_fn{}(Arch{}, out.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale,
+                                  scratch.data());
+      else
+        ref::attention_head(out.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale, scratch.data());
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+
+template <Impl kImpl>
+void BM_convert_f16(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  const auto h = check::random_weights<f16_t>(n, 1);
+  std::vector<float> out(static_cast<std::size_t>(n));
+  for (auto _ : state) {
+    if constexpr (kImpl == Impl::simd) simd::convert_f16_to_f32_fn{}(Arch{}, out.data(), h.data(), n);
+    else ref::convert_f16_to_f32(out.data(), h.data(), n);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * n * 2);
+}
+
+#define LAV2_BENCH_BOTH(fn, ...)                      \
+  BENCHMARK_TEMPLATE(fn, Impl::ref)->__VA_ARGS__;     \
+  BENCHMARK_TEMPLATE(fn, Impl::simd)->__VA_ARGS__
+
+LAV2_BENCH_BOTH(BM_rmsnorm, Arg(4096)->Arg(5120));
+LAV2_BENCH_BOTH(BM_layernorm, Arg(1024));
+LAV2_BENCH_BOTH(BM_swiglu, Arg(11008));
+LAV2_BENCH_BOTH(BM_rope, Arg(0));
+LAV2_BENCH_BOTH(BM_dot, Arg(4096));
+LAV2_BENCH_BOTH(BM_axpy, Arg(4096));
+LAV2_BENCH_BOTH(BM_attention, Args({512, 0})->Args({10, 1}));
+LAV2_BENCH_BOTH(BM_convert_f16, Arg(4096 * 4096));
+BENCHMARK_TEMPLATE(BM_inplace, ref::softmax, simd::softmax_fn)->Args({4096, 0})->Args({4096, 1});
+BENCHMARK_TEMPLATE(BM_inplace, ref::silu, simd::silu_fn)->Args({11008, 0})->Args({11008, 1});
+BENCHMARK_TEMPLATE(BM_inplace, ref::gelu_erf, simd::gelu_erf_fn)->Args({4096, 0})->Args({4096, 1});
+BENCHMARK_TEMPLATE(BM_inplace, ref::quick_gelu, simd::quick_gelu_fn)->Args({4096, 0})->Args({4096, 1});
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  // The probes, once per thread count, in this process: every ratio below is against them.
+  for (int threads : {1, 2}) {
+    ThreadPool& pool = pool_of(threads);
+    g_stream_gbps[threads] = probes::stream_gbps(pool);
+    g_fma_gflops[threads] = probes::fma_peak_gflops(pool);
+    std::printf("probe  threads=%d  stream=%.2f GB/s  fma_peak=%.1f GFLOP/s  (arch %s)\n", threads,
+                g_stream_gbps[threads], g_fma_gflops[threads], Arch::name());
+    benchmark::AddCustomContext("stream_GBps_" + std::to_string(threads) + "t", std::to_string(g_stream_gbps[threads]));
+    benchmark::AddCustomContext("fma_GFLOPs_" + std::to_string(threads) + "t", std::to_string(g_fma_gflops[threads]));
+  }
+  std::fflush(stdout);
+  register_matmul<float>("f32");
+  register_matmul<f16_t>("f16");
+  register_matmul<bf16_t>("bf16");
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

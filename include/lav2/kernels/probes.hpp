@@ -1,0 +1,146 @@
+// Machine probes: the two ceilings every lav2 performance figure is quoted against.
+//
+// - stream: the pool's threads sum one large float array (1 GiB by default, far beyond any cache)
+//   with 256-bit loads (AVX; the widest batch below that on other targets), four accumulators per
+//   thread; the best of `passes` passes, in GB/s (1e9 bytes/s). This is the rate at which weights
+//   can come from DRAM: a memory-bound matvec can at best read its weights at this rate.
+// - FMA peak: every pool thread runs kFmaChains independent FMA dependency chains on
+//   xsimd::default_arch batches (the same width the kernels use), enough to cover FMA latency x
+//   throughput on current cores (4 cycles x 2 ports = 8 in flight); in GFLOP/s, an FMA counting
+//   2 flops per lane. A compute-bound GEMM can at best reach this.
+// Both are defined once here so `lav2 bench`, benchmarks/ and docs quote the same numbers.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "lav2/core/thread_pool.hpp"
+#include "lav2/kernels/simd/arch.hpp"
+
+namespace lav2::kernels::probes {
+
+/// Independent FMA chains per thread in fma_peak_gflops (the issue asks for >= 10).
+inline constexpr int kFmaChains = 12;
+
+namespace detail {
+#if defined(__AVX2__)
+using StreamBatch = xsimd::batch<float, xsimd::avx2>;
+#elif defined(__AVX__)
+using StreamBatch = xsimd::batch<float, xsimd::avx>;
+#else
+using StreamBatch = xsimd::batch<float>;
+#endif
+
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// Runs fn(thread_index) once on each pool thread; returns the wall time of the slowest.
+template <class F>
+double time_on_all_threads(ThreadPool& pool, F fn) {
+  const auto t0 = std::chrono::steady_clock::now();
+  pool.parallel_for(pool.size(), [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t t = b; t < e; ++t) fn(t);
+  });
+  return seconds_since(t0);
+}
+}  // namespace detail
+
+/// \brief A float array for the stream probe, 64-byte aligned, first touched by the pool's threads
+/// (each thread the part it will sum, so pages land on its memory node).
+class StreamBuffer {
+ public:
+  StreamBuffer(ThreadPool& pool, std::size_t bytes) : n_(bytes / sizeof(float) / 64 * 64) {
+    data_.reset(static_cast<float*>(::operator new(n_ * sizeof(float), std::align_val_t(64))));
+    const std::int64_t n_threads = pool.size();
+    pool.parallel_for(n_threads, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t t = b; t < e; ++t) {
+        const auto [lo, hi] = ThreadPool::chunk_range(std::int64_t(n_ / 64), n_threads, t);
+        std::fill(data_.get() + lo * 64, data_.get() + hi * 64, 1.0f);
+      }
+    });
+  }
+  const float* data() const { return data_.get(); }
+  std::size_t size() const { return n_; }
+  std::size_t bytes() const { return n_ * sizeof(float); }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { ::operator delete(p, std::align_val_t(64)); }
+  };
+  std::size_t n_;
+  std::unique_ptr<float, Free> data_;
+};
+
+/// \brief Best-of-`passes` read bandwidth of `buf` over all pool threads, in GB/s.
+/// `checksum`, if given, receives the sum (so the reads cannot be optimised away).
+inline double stream_gbps(ThreadPool& pool, const StreamBuffer& buf, int passes = 5, double* checksum = nullptr) {
+  using B = detail::StreamBatch;
+  constexpr std::size_t kLanes = B::size;
+  const std::int64_t n_threads = pool.size();
+  const std::int64_t blocks = std::int64_t(buf.size() / 64);  // 64-float blocks split over threads
+  std::vector<double> sums(std::size_t(n_threads), 0.0);
+  double best = 1e30;
+  for (int p = 0; p < passes; ++p) {
+    const double s = detail::time_on_all_threads(pool, [&](std::int64_t t) {
+      const auto [lo, hi] = ThreadPool::chunk_range(blocks, n_threads, t);
+      const float* x = buf.data() + lo * 64;
+      const float* end = buf.data() + hi * 64;
+      B a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+      for (; x < end; x += 4 * kLanes) {
+        a0 += B::load_aligned(x);
+        a1 += B::load_aligned(x + kLanes);
+        a2 += B::load_aligned(x + 2 * kLanes);
+        a3 += B::load_aligned(x + 3 * kLanes);
+      }
+      sums[std::size_t(t)] = xsimd::hadd((a0 + a1) + (a2 + a3));
+    });
+    best = std::min(best, s);
+  }
+  if (checksum) {
+    *checksum = 0;
+    for (double v : sums) *checksum += v;
+  }
+  return double(buf.bytes()) / best / 1e9;
+}
+
+/// \brief Convenience: allocates `bytes` (default 1 GiB) and returns stream_gbps over it.
+inline double stream_gbps(ThreadPool& pool, std::size_t bytes = std::size_t(1) << 30, int passes = 5) {
+  const StreamBuffer buf(pool, bytes);
+  return stream_gbps(pool, buf, passes);
+}
+
+/// \brief Best-of-`passes` FMA throughput of all pool threads, in GFLOP/s: each thread runs
+/// kFmaChains independent chains of `iterations` FMAs on default_arch batches.
+inline double fma_peak_gflops(ThreadPool& pool, std::int64_t iterations = 20'000'000, int passes = 5,
+                              double* checksum = nullptr) {
+  using B = xsimd::batch<float>;
+  std::vector<float> sums(std::size_t(pool.size()), 0.0f);
+  double best = 1e30;
+  for (int p = 0; p < passes; ++p) {
+    const double s = detail::time_on_all_threads(pool, [&](std::int64_t t) {
+      B acc[kFmaChains];
+      for (int c = 0; c < kFmaChains; ++c) acc[c] = B(float(c) * 1e-3f);
+      const B mul(0.999999f), add(1e-6f);
+      for (std::int64_t i = 0; i < iterations; ++i) {
+        for (int c = 0; c < kFmaChains; ++c) acc[c] = xsimd::fma(acc[c], mul, add);
+      }
+      B total(0.0f);
+      for (int c = 0; c < kFmaChains; ++c) total += acc[c];
+      sums[std::size_t(t)] = xsimd::hadd(total);
+    });
+    best = std::min(best, s);
+  }
+  if (checksum) {
+    *checksum = 0;
+    for (float v : sums) *checksum += v;
+  }
+  const double flops = 2.0 * double(B::size) * double(kFmaChains) * double(iterations) * double(pool.size());
+  return flops / best / 1e9;
+}
+
+}  // namespace lav2::kernels::probes
