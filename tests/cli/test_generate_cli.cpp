@@ -118,3 +118,17 @@ TEST_CASE("generate: a malicious checkpoint is rejected with exit 2, never run")
   CHECK(contains(r.out, "os"));
   fs::remove_all(dir);
 }
+
+TEST_CASE("bench prints the contract's JSON keys on its last line; bad flags exit 2") {
+  Run r = run_cli("bench --random-model tiny --threads 2 --prompt-tokens 4 --gen-tokens 2 --json");
+  REQUIRE(r.code == 0);
+  const std::string last = r.out.substr(r.out.rfind('{'));
+  for (const char* key : {"\"prefill_tok_s\"", "\"decode_tok_s\"", "\"weight_bytes_per_token\"", "\"image_encode_s\"",
+                          "\"peak_rss_bytes\"", "\"stream_gbs\"", "\"fma_peak_gflops\""})
+    CHECK(contains(last, key));
+  r = run_cli("bench --random-model 70b");
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "'70b' is not a known preset"));
+  r = run_cli("bench --random-model tiny --dtype q3");
+  CHECK(r.code == 2);
+}

@@ -1,0 +1,83 @@
+// A LLaMA model with random weights and real shapes (e.g. LLaMA-7B's, with fewer layers), built in
+// memory, for benchmarks: `lav2 bench --random-model 7b`. Values are small uniform random numbers,
+// so activations stay finite; the timings depend only on the shapes and the dtype.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lav2/core/error.hpp"
+#include "lav2/core/thread_pool.hpp"
+#include "lav2/model/llama_config.hpp"
+#include "lav2/model/llama_model.hpp"
+#include "lav2/model/llama_weights.hpp"
+
+namespace lav2::model {
+
+/// \brief The named presets: "7b" (LLaMA-1 7B) and "tiny" (a 64-wide test size).
+inline LlamaConfig preset_config(const std::string& name) {
+  LlamaConfig c;
+  if (name == "7b") {
+    c.dim = 4096, c.n_layers = 32, c.n_heads = 32, c.vocab_size = 32000, c.multiple_of = 256, c.norm_eps = 1e-6f;
+  } else if (name == "tiny") {
+    c.dim = 64, c.n_layers = 3, c.n_heads = 4, c.vocab_size = 512, c.multiple_of = 32, c.norm_eps = 1e-6f;
+  } else {
+    LAV2_THROW(input_error, "--random-model '", name, "' is not a known preset (7b, tiny)");
+  }
+  c.head_dim = c.dim / c.n_heads;
+  c.hidden_dim = ffn_hidden_dim(c.dim, c.multiple_of);
+  return c;
+}
+
+namespace detail {
+/// Fills a new tensor of `shape` with uniform [-scale, scale) values (or 1 for norms) from a
+/// splitmix64 hash of (salt, index): the same values for any thread count.
+template <class T>
+void fill_random(TensorView<const T>& slot, const Shape& shape, std::uint64_t salt, float scale, ThreadPool& pool,
+                 std::vector<std::shared_ptr<const void>>& owned) {
+  auto t = std::make_shared<Tensor<T>>(shape);
+  T* data = t->data();
+  const bool is_norm = shape.rank == 1;
+  pool.parallel_for(t->numel(), [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      if (is_norm) {
+        data[i] = from_f32<T>(1.0f);
+        continue;
+      }
+      std::uint64_t z = salt + std::uint64_t(i) * 0x9E3779B97F4A7C15ull;
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      z ^= z >> 31;
+      const float u = float(z >> 40) * (1.0f / float(1 << 24));  // [0, 1)
+      data[i] = from_f32<T>((2.0f * u - 1.0f) * scale);
+    }
+  }, 1 << 16);
+  slot = TensorView<const T>(t->data(), t->shape());
+  owned.push_back(std::move(t));
+}
+}  // namespace detail
+
+/// \brief Builds a model of config `c` whose matrices are uniform in [-scale, scale) and whose
+/// norms are 1, filled in parallel by `pool`; the same seed gives the same weights.
+template <class W>
+LlamaModel<W> random_llama(const LlamaConfig& c, ThreadPool& pool, std::uint64_t seed = 1, float scale = 0.02f) {
+  LlamaWeights<W> w;
+  std::uint64_t tensor_index = 0;
+  for_each_tensor(w, c, [&](const std::string&, const Shape& shape, auto& slot) {
+    const std::uint64_t salt = seed * 0x9E3779B97F4A7C15ull + (++tensor_index) * 0xD1B54A32D192ED03ull;
+    detail::fill_random(slot, shape, salt, scale, pool, w.owned);
+  });
+  return LlamaModel<W>(c, std::move(w));
+}
+
+/// \brief Bytes of weights one decode step reads: every block matrix, the output matrix and the
+/// norms (one embedding row is negligible and not counted).
+inline std::int64_t decode_weight_bytes(const LlamaConfig& c, std::int64_t bytes_per_weight) {
+  const std::int64_t d = c.dim, h = c.hidden_dim;
+  const std::int64_t per_layer = (4 * d * d + 3 * d * h) * bytes_per_weight + 2 * d * 4;
+  return c.n_layers * per_layer + std::int64_t(c.vocab_size) * d * bytes_per_weight + d * 4;
+}
+
+}  // namespace lav2::model
