@@ -3,7 +3,8 @@
 // Two paths:
 // - matvec (M < kGemmMinRows): memory-bound, so it streams each weight row once per activation
 //   row, widening 16-bit weights in registers (F16C / AVX-512 / shifts; see convert.hpp) and
-//   accumulating into f32 batches. Four weight rows share each load of x.
+//   accumulating into f32 batches. Groups of 4 (AVX2) or 8 (AVX-512) weight rows share each
+//   load of x.
 // - GEMM (M >= kGemmMinRows): compute-bound, register-blocked. x is packed once, transposed,
 //   into panels of 2 batches of activation rows; the micro-kernel holds a tile of 6 outputs n x
 //   2 batches of rows m in 12 batch registers and, per k, broadcasts one weight of each of the 6
@@ -16,7 +17,7 @@
 //   by exactly one thread with the same instructions whatever the thread count.
 // - matvec: output n uses two batch accumulators over alternating batches of k, summed, reduced
 //   horizontally (xsimd::hadd), then the K % lanes tail added left to right. A row gets the same
-//   arithmetic whether it is processed in a group of four or alone.
+//   arithmetic whether it is processed in a group or alone.
 // - GEMM: output (m, n) is one FMA chain over k = 0, 1, ..., K-1 in order (the tile is stored and
 //   reloaded between kKc blocks, which does not change the chain).
 #pragma once
@@ -79,8 +80,11 @@ inline void matvec_rows(float* out, const float* x, const W* w, std::int64_t K) 
 template <class Arch, class W>
 inline void matvec_range(float* out, const float* x, const W* w, std::int64_t K, std::int64_t n_begin,
                          std::int64_t n_end) {
+  // Rows per group: 2 accumulators each must fit the register file with room for x (AVX-512 has
+  // 32 registers, AVX2 16). Eight concurrent row streams also read DRAM faster than four here.
+  constexpr int kGroup = fbatch<Arch>::size >= 16 ? 8 : 4;
   std::int64_t n = n_begin;
-  for (; n + 4 <= n_end; n += 4) matvec_rows<Arch, 4>(out + n, x, w + n * K, K);
+  for (; n + kGroup <= n_end; n += kGroup) matvec_rows<Arch, kGroup>(out + n, x, w + n * K, K);
   for (; n < n_end; ++n) matvec_rows<Arch, 1>(out + n, x, w + n * K, K);
 }
 

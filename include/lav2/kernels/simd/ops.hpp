@@ -15,6 +15,7 @@
 #include <complex>
 #include <cstdint>
 
+#include "lav2/kernels/ref/ops.hpp"
 #include "lav2/kernels/simd/convert.hpp"
 
 namespace lav2::kernels::simd {
@@ -177,11 +178,7 @@ struct rope_interleaved_fn {
       const B im = v.real() * s + v.imag() * c;
       C(re, im).store_unaligned(z + i);
     }
-    for (; i < half; ++i) {
-      const float x0 = x[2 * i], x1 = x[2 * i + 1];
-      x[2 * i] = x0 * cos[i] - x1 * sin[i];
-      x[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
-    }
+    if (i < half) ref::rope_interleaved(x + 2 * i, 2 * (half - i), cos + i, sin + i);  // the tail
   }
 };
 
