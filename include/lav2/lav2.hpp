@@ -17,3 +17,5 @@
 #include "lav2/kernels/selfcheck.hpp"
 #include "lav2/vision/image.hpp"
 #include "lav2/vision/image_preprocess.hpp"
+#include "lav2/vision/clip_vit.hpp"
+#include "lav2/vision/visual_projector.hpp"

@@ -21,6 +21,21 @@
 // or global and its byte offset. SETITEM(S) apply only to dicts, APPEND(S) only to lists, BUILD
 // only to a dict made by OrderedDict, REDUCE only to the allowed callables.
 //
+// TorchScript mode (`Unpickler::allow_torchscript()`, used by io/torchscript.hpp only) accepts, in
+// addition, what torch.jit.save's C++ pickler writes for a module graph, and nothing executable:
+//   __torch__.<path> <Class>          (module and class names from the archive's code/, e.g.
+//                                     __torch__.torch.nn.modules.conv.Conv2d) -> an opaque class;
+//                                     only NEWOBJ with an empty tuple instantiates it, giving an
+//                                     object: a dict with `class_name` set, keys = attribute names
+//   BUILD on such an object           with a dict state of str keys, once: sets its attributes
+//   torch.jit._pickle.restore_type_tag (value, type str) -> value
+//   torch.jit._pickle.build_{int,float,double,bool,tensor}list (list,) -> that list, elements checked
+//   torch.{Double,ComplexFloat,ComplexDouble}Storage
+//                                     storages of dtypes lav2 does not hold (constants.pkl holds
+//                                     double scalars); their storage is marked `lav2_dtype = false`
+//                                     and the reader must not resolve such tensors
+// A __torch__ class is data, never code: nothing of code/ is read, so no method can run.
+//
 // The result is a tree of Value (None, bool, int, float, str, list, tuple, dict, tensor). Every
 // count is checked against PickleLimits before anything is allocated for it; the finished tree
 // must be acyclic and no deeper than `max_depth`, so walking it cannot recurse without bound.
@@ -53,6 +68,7 @@ struct PickledStorage {
   DType dtype = DType::f32;
   std::int64_t numel = 0;  ///< elements (not bytes)
   std::string location;  ///< "cpu", "cuda:0", ...; ignored
+  bool lav2_dtype = true;  ///< false: a torch dtype lav2 cannot hold (TorchScript mode only); `dtype` is then meaningless
 };
 
 /// \brief A tensor as `_rebuild_tensor_v2` describes it; `view` is filled by the checkpoint reader.
@@ -78,6 +94,8 @@ class Value {
     std::unordered_map<std::string, std::size_t> str_index;
     std::unordered_map<std::int64_t, std::size_t> int_index;
     bool ordered_dict = false;  ///< made by collections.OrderedDict (BUILD allowed)
+    std::string class_name;     ///< TorchScript mode: a __torch__ object (module); items are its attributes
+    bool built = false;         ///< TorchScript mode: BUILD has set the attributes
   };
 
   Value() = default;
@@ -177,6 +195,12 @@ class Unpickler {
       LAV2_THROW(limit_error, src_, ": pickle of ", size, " bytes exceeds the limit ", lim_.max_bytes);
   }
 
+  /// Additionally accepts TorchScript module objects (see the file comment); call before `load()`.
+  Unpickler& allow_torchscript(bool on = true) {
+    torchscript_ = on;
+    return *this;
+  }
+
   /// Runs the stream to STOP and returns the value; throws load_error / limit_error.
   Value load() {
     try {
@@ -192,7 +216,9 @@ class Unpickler {
   }
 
  private:
-  enum Global : std::int64_t { kOrderedDict, kRebuildTensorV2, kRebuildParameter, kSize, kStorageType };
+  enum Global : std::int64_t { kOrderedDict, kRebuildTensorV2, kRebuildParameter, kSize,
+                               kTsClass, kTsRestoreTypeTag, kTsBuildList,  // TorchScript mode only
+                               kStorageType };
 
   [[noreturn]] void fail_(std::size_t at, const std::string& what) const {
     LAV2_THROW(load_error, src_, ": at byte ", at, ": ", what);
@@ -338,6 +364,12 @@ class Unpickler {
     else if (module == "torch._utils" && name == "_rebuild_tensor_v2") v.i_ = kRebuildTensorV2;
     else if (module == "torch._utils" && name == "_rebuild_parameter") v.i_ = kRebuildParameter;
     else if (module == "torch" && name == "Size") v.i_ = kSize;
+    else if (torchscript_ && (module == "__torch__" || module.rfind("__torch__.", 0) == 0)) v.i_ = kTsClass;
+    else if (torchscript_ && module == "torch.jit._pickle" && name == "restore_type_tag") v.i_ = kTsRestoreTypeTag;
+    else if (torchscript_ && module == "torch.jit._pickle" &&
+             (name == "build_intlist" || name == "build_floatlist" || name == "build_doublelist" ||
+              name == "build_boollist" || name == "build_tensorlist"))
+      v.i_ = kTsBuildList;
     else {
       if (module == "torch")
         for (std::size_t k = 0; k < sizeof(kStorageTypes) / sizeof(kStorageTypes[0]); ++k)
@@ -346,12 +378,21 @@ class Unpickler {
             storage_dtype_[v.i_] = kStorageTypes[k];
             return v;
           }
+      if (torchscript_ && module == "torch" &&
+          (name == "DoubleStorage" || name == "ComplexFloatStorage" || name == "ComplexDoubleStorage")) {
+        v.i_ = kStorageType + 64 + std::int64_t(name.size());  // distinct ids; no lav2 dtype
+        opaque_storage_types_.insert(v.i_);
+        storage_dtype_[v.i_] = DType::u8;
+        return v;
+      }
       if (module == "torch" && name.size() > 7 && name.compare(name.size() - 7, 7, "Storage") == 0)
         fail_(op_pos_, lav2::detail::str_cat("storage type 'torch.", name, "' is not supported (supported: Float, Half, "
                                        "BFloat16, Long, Int, Short, Char, Byte, Bool)"));
       fail_(op_pos_, lav2::detail::str_cat("global ", detail::quoted(full), " is not allowed (a state_dict needs only "
                                      "collections.OrderedDict, torch._utils._rebuild_tensor_v2, "
-                                     "torch._utils._rebuild_parameter, torch.Size and torch.*Storage)"));
+                                     "torch._utils._rebuild_parameter, torch.Size and torch.*Storage",
+                                     torchscript_ ? "; a TorchScript module graph adds __torch__.* classes and "
+                                                    "torch.jit._pickle list builders" : "", ")"));
     }
     return v;
   }
@@ -388,6 +429,7 @@ class Unpickler {
       s->dtype = dt;
       s->numel = t[4].as_int();
       s->location = t[3].as_str();
+      s->lav2_dtype = opaque_storage_types_.count(t[1].i_) == 0;
       it = storages_.emplace(key, std::move(s)).first;
     }
     Value v(Value::Kind::storage_);
@@ -445,6 +487,18 @@ class Unpickler {
         v.p_ = std::move(t);
         return v;
       }
+      case kTsRestoreTypeTag:  // the type string is informational
+        if (a.size() != 2 || !a[1].is_str()) bad("expected (value, type string)");
+        return a[0];
+      case kTsBuildList: {
+        if (a.size() != 1 || !a[0].is_list()) bad("expected one list");
+        for (const Value& x : a[0].items())
+          if (!x.is_int() && !x.is_float() && !x.is_bool() && !x.is_tensor()) bad("list element is not a number or tensor");
+        return a[0];
+      }
+      case kTsClass:
+        bad("a __torch__ class is instantiated only by NEWOBJ with no arguments");
+        break;
       default:
         bad("this global is not callable (storage types appear only in persistent ids)");
     }
@@ -595,9 +649,34 @@ class Unpickler {
           push_(reduce_(fn, args));
           break;
         }
-        case 'b': {  // BUILD: only an OrderedDict's attribute dict (state_dict._metadata), dropped
+        case 0x81: {  // NEWOBJ (TorchScript mode): cls() for a __torch__ class -> an empty object
+          Value args = pop_();
+          Value cls = pop_();
+          if (!torchscript_ || cls.kind() != K::global_ || cls.i_ != kTsClass)
+            fail_(op_pos_, lav2::detail::str_cat("NEWOBJ of ", cls.kind() == K::global_ ? detail::quoted(*static_cast<const std::string*>(cls.p_.get()))
+                                                                                  : std::string(Value::kind_name(cls.kind())),
+                                           "; only TorchScript __torch__ classes may be instantiated"));
+          if (!args.is_tuple() || !args.items().empty()) fail_(op_pos_, "NEWOBJ with arguments (expected an empty tuple)");
+          Value obj = make_dict_(false);
+          obj.mut_<Value::Dict>().class_name = *static_cast<const std::string*>(cls.p_.get());
+          push_(std::move(obj));
+          break;
+        }
+        case 'b': {  // BUILD: an OrderedDict's attribute dict (state_dict._metadata), dropped;
+                     // in TorchScript mode also a __torch__ object's attributes
           Value state = pop_();
           Value& target = top_();
+          if (torchscript_ && target.is_dict() && !target.dict().class_name.empty()) {
+            if (target.dict().built) fail_(op_pos_, "BUILD twice on one object");
+            if (!state.is_dict()) fail_(op_pos_, lav2::detail::str_cat("BUILD of ", target.dict().class_name, " with a ",
+                                                                 Value::kind_name(state.kind()), " state (expected an attribute dict)"));
+            for (const auto& kv : state.dict().items) {
+              if (!kv.first.is_str()) fail_(op_pos_, "BUILD: an attribute name is not a str");
+              set_item_(target, kv.first, kv.second);
+            }
+            target.mut_<Value::Dict>().built = true;
+            break;
+          }
           if (!target.is_dict() || !target.dict().ordered_dict)
             fail_(op_pos_, lav2::detail::str_cat("BUILD on a ", Value::kind_name(target.kind()), "; only an OrderedDict accepts state"));
           if (!state.is_dict() && !state.is_none()) fail_(op_pos_, "BUILD with a state that is not a dict");
@@ -656,6 +735,8 @@ class Unpickler {
   std::unordered_map<std::uint64_t, Value> memo_;
   std::unordered_map<std::string, std::shared_ptr<PickledStorage>> storages_;
   std::unordered_map<std::int64_t, DType> storage_dtype_;
+  std::unordered_set<std::int64_t> opaque_storage_types_;
+  bool torchscript_ = false;
   std::vector<std::shared_ptr<Value::List>> lists_;
   std::vector<std::shared_ptr<Value::Dict>> dicts_;
 };
