@@ -14,7 +14,7 @@
 #include <lav2/core/thread_pool.hpp>
 #include <lav2/io/npy.hpp>
 #include <lav2/model/generate.hpp>
-#include <lav2/model/llama_loader.hpp>
+#include <lav2/model/model_loader.hpp>
 #include <lav2/text/prompt.hpp>
 #include <lav2/text/tokenizer.hpp>
 

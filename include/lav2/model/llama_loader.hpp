@@ -1,11 +1,10 @@
 // Loads Meta's LLaMA directory: params.json + consolidated.00.pth (spec sections 1.1-1.2).
 // The checkpoint is memory-mapped; matrices stay in their stored dtype and are used in place.
-// One closed switch picks the instantiation from the stored dtype of the matrices
-// (f16: Meta's release; bf16 and f32: converted files) and rejects anything else.
 #pragma once
 
 #include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <string>
 #include <variant>
@@ -15,13 +14,9 @@
 #include "lav2/io/json_file.hpp"
 #include "lav2/io/torch_checkpoint.hpp"
 #include "lav2/model/llama_config.hpp"
-#include "lav2/model/llama_model.hpp"
 #include "lav2/model/llama_weights.hpp"
 
 namespace lav2::model {
-
-/// \brief Every supported LLaMA instantiation.
-using AnyLlama = std::variant<LlamaModel<f16_t>, LlamaModel<bf16_t>, LlamaModel<float>>;
 
 /// \brief The single consolidated.*.pth of `dir`; several shards (model parallel, 13B+) are
 /// rejected because the official loader does not merge them either.
@@ -76,56 +71,32 @@ inline void infer_dims_from_tensors(LlamaConfig& c, const io::TensorMap& t, cons
                "' has more layers ('", beyond, "')");
 }
 
-/// \brief A loaded LLaMA: the model and the checkpoint whose mapping its views point into.
-struct LoadedLlama {
-  AnyLlama model;
-  std::string checkpoint_path;
+/// \brief Meta's LLaMA directory, opened: its config (dims checked against the tensors) and the
+/// mapped checkpoint with its tensors.
+struct LlamaDir {
+  LlamaConfig config;
+  std::string params_path, checkpoint_path;
+  std::shared_ptr<io::TorchCheckpoint> checkpoint;
+  io::TensorMap tensors;
 };
 
-/// \brief Loads `dir` (params.json + consolidated.00.pth). \param tokenizer_vocab the
-/// tokenizer's size, which resolves vocab_size -1 and must equal the embedding rows (0: skip).
-inline LoadedLlama load_llama(const std::string& dir, int tokenizer_vocab, int max_seq_len = 512) {
+/// \brief Opens `dir` (params.json + consolidated.00.pth). \param tokenizer_vocab the tokenizer's
+/// size, which resolves vocab_size -1 and must equal the embedding rows (0: skip that check).
+inline LlamaDir open_llama_dir(const std::string& dir, int tokenizer_vocab, int max_seq_len) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) LAV2_THROW(input_error, "--llama-dir '", dir, "' is not a directory");
-  const std::string params_path = (fs::path(dir) / "params.json").string();
-  if (!fs::exists(params_path)) LAV2_THROW(input_error, "LLaMA dir '", dir, "': params.json is missing");
-  const io::JsonFile params = io::read_json_file(params_path);
-  LlamaConfig c = parse_params_json(params.value, params_path);
-  c.max_seq_len = max_seq_len;
-
-  const std::string ckpt_path = find_llama_checkpoint(dir);
-  io::TorchCheckpoint ckpt(ckpt_path);
-  io::TensorMap tensors = ckpt.tensors();
-  infer_dims_from_tensors(c, tensors, ckpt_path, params_path, tokenizer_vocab);
-
-  // Keys outside the table: rope.freqs is ignored as officially; anything else means a wrong file.
-  std::set<std::string> table;
-  for (auto& entry : llama_tensor_list(c)) table.insert(std::move(entry.first));
-  for (const auto& [name, view] : tensors) {
-    if (name == "rope.freqs") continue;
-    if (!table.count(name)) LAV2_THROW(load_error, "checkpoint '", ckpt_path, "': unexpected tensor '", name, "' ", view.shape.to_string());
-  }
-  const TensorLookup lookup = [&](const std::string& name) -> const AnyTensorView* {
-    auto it = tensors.find(name);
-    return it == tensors.end() ? nullptr : &it->second;
-  };
-  // The closed switch: the dtype of the matrices chooses the instantiation.
-  const DType dt = tensors.at("layers.0.attention.wq.weight").dtype;
-  auto build = [&](auto tag) -> LoadedLlama {
-    using W = decltype(tag);
-    LlamaWeights<W> w = bind_llama_weights<W>(c, lookup, ckpt_path);
-    w.owned.push_back(ckpt.keep_alive());
-    return LoadedLlama{AnyLlama(std::in_place_type<LlamaModel<W>>, c, std::move(w)), ckpt_path};
-  };
-  switch (dt) {
-    case DType::f16: return build(f16_t{});
-    case DType::bf16: return build(bf16_t{});
-    case DType::f32: return build(float{});
-    default:
-      LAV2_THROW(load_error, "checkpoint '", ckpt_path, "': tensor 'layers.0.attention.wq.weight' has dtype ", dtype_name(dt),
-                 ", expected f16, bf16 or f32");
-  }
+  LlamaDir d;
+  d.params_path = (fs::path(dir) / "params.json").string();
+  if (!fs::exists(d.params_path)) LAV2_THROW(input_error, "LLaMA dir '", dir, "': params.json is missing");
+  const io::JsonFile params = io::read_json_file(d.params_path);
+  d.config = parse_params_json(params.value, d.params_path);
+  d.config.max_seq_len = max_seq_len;
+  d.checkpoint_path = find_llama_checkpoint(dir);
+  d.checkpoint = std::make_shared<io::TorchCheckpoint>(d.checkpoint_path);
+  d.tensors = d.checkpoint->tensors();
+  infer_dims_from_tensors(d.config, d.tensors, d.checkpoint_path, d.params_path, tokenizer_vocab);
+  return d;
 }
 
 }  // namespace lav2::model

@@ -65,9 +65,9 @@ template <class W>
 LlamaModel<W> random_llama(const LlamaConfig& c, ThreadPool& pool, std::uint64_t seed = 1, float scale = 0.02f) {
   LlamaWeights<W> w;
   std::uint64_t tensor_index = 0;
-  for_each_tensor(w, c, [&](const std::string&, const Shape& shape, auto& slot) {
+  for_each_tensor<policy::NoAdapter, policy::Frozen>(w, c, AdapterConfig{}, [&](const TensorSpec& spec, auto& slot) {
     const std::uint64_t salt = seed * 0x9E3779B97F4A7C15ull + (++tensor_index) * 0xD1B54A32D192ED03ull;
-    detail::fill_random(slot, shape, salt, scale, pool, w.owned);
+    detail::fill_random(slot, spec.shape, salt, scale, pool, w.owned);
   });
   return LlamaModel<W>(c, std::move(w));
 }
