@@ -18,34 +18,23 @@
 #include <lav2/text/prompt.hpp>
 #include <lav2/text/tokenizer.hpp>
 
+#include "model/model_test_util.hpp"
+
 namespace fs = std::filesystem;
 using namespace lav2;
+using lav2::test::error_of;
+using lav2::test::max_abs_diff;
 
 namespace {
 const std::string kData = LAV2_TEST_DATA_DIR;
 const std::string kTiny = kData + "/tiny_llama";
 const std::string kAdapters = kData + "/tiny_adapter";
 
-float max_abs_diff(const float* a, const float* b, std::int64_t n) {
-  float m = 0.0f;
-  for (std::int64_t i = 0; i < n; ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
-
 std::vector<int> golden_ids(const std::string& variant) {
   const auto t = io::read_npy_as<std::int64_t>(kAdapters + "/" + variant + "/golden/prompt_ids.npy");
   return std::vector<int>(t.begin(), t.end());
 }
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const lav2::error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // The variant's expected policies, checked against what the switch chose.
 struct Expect {

@@ -17,18 +17,16 @@
 #include <lav2/text/prompt.hpp>
 #include <lav2/text/tokenizer.hpp>
 
+#include "model/model_test_util.hpp"
+
 namespace fs = std::filesystem;
 using namespace lav2;
+using lav2::test::error_of;
+using lav2::test::max_abs_diff;
 
 namespace {
 const std::string kData = LAV2_TEST_DATA_DIR;
 const std::string kTiny = kData + "/tiny_llama";
-
-float max_abs_diff(const float* a, const float* b, std::int64_t n) {
-  float m = 0.0f;
-  for (std::int64_t i = 0; i < n; ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
 
 nlohmann::json read_case(const std::string& name) {
   std::ifstream f(kTiny + "/golden/" + name + "/case.json");
@@ -40,15 +38,6 @@ std::string read_text(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const lav2::error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 }  // namespace
 
 TEST_CASE("tiny LLaMA matches the PyTorch reference: prompt ids, logits, hidden states, greedy ids") {
