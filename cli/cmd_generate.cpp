@@ -17,6 +17,10 @@
 #include <lav2/model/model_loader.hpp>
 #include <lav2/text/prompt.hpp>
 #include <lav2/text/tokenizer.hpp>
+#include <lav2/vision/clip_vit.hpp>
+#include <lav2/vision/image.hpp>
+#include <lav2/vision/image_preprocess.hpp>
+#include <lav2/vision/visual_projector.hpp>
 
 #include "command.hpp"
 #include "process_stats.hpp"
@@ -26,9 +30,9 @@ namespace fs = std::filesystem;
 namespace {
 
 struct GenerateArgs {
-  std::string llama_dir, tokenizer, prompt, input, tmpl = "alpaca", dump, adapter, clip, image;
+  std::string llama_dir, tokenizer, prompt, input, tmpl = "alpaca", dump, adapter, clip, image, channel_order = "bgr";
   bool has_input = false, json = false;
-  int max_new_tokens = 256, threads = 0, max_seq_len = 512;
+  int max_new_tokens = 256, threads = 0, max_seq_len = 512, visual_heads = 16;
   float temperature = 0.1f, top_p = 0.75f;
   std::uint64_t seed = 0;
 };
@@ -43,6 +47,38 @@ std::string resolve_tokenizer(const GenerateArgs& a) {
              "' or '", dir.string(), "'");
 }
 
+// The visual branch of an adapter model: image (or the all-zero normalised image) -> CLIP ->
+// projector -> visual query [Q, dim], plus what --dump writes.
+struct VisualResult {
+  lav2::Tensor<float> image, features, query;  // [3,224,224], [257,C], [Q,dim]
+  double seconds = 0.0;
+};
+
+VisualResult encode_visual(const GenerateArgs& a, const lav2::model::LoadedModel& loaded, int model_dim, lav2::ThreadPool& pool) {
+  using namespace lav2;
+  cli::ProcessTimer timer;
+  const auto clip = vision::ClipVisionModel::load(a.clip);
+  const auto projector = vision::VisualProjector::from_tensors(loaded.adapter_tensors, a.adapter, a.visual_heads);
+  VisualResult r;
+  if (a.image.empty()) {
+    r.image = vision::zero_image(clip.config().image_size());  // the official text-only path
+  } else {
+    const auto order = a.channel_order == "rgb" ? vision::ChannelOrder::rgb : vision::ChannelOrder::bgr;
+    r.image = vision::preprocess_clip(vision::load_image(a.image, {}, order));
+  }
+  r.features = clip.encode(pool, r.image);
+  r.query = projector.encode(pool, r.features);
+  if (r.query.dim(1) != model_dim)
+    LAV2_THROW(load_error, "checkpoint '", a.adapter, "': visual_proj gives width ", r.query.dim(1), ", but the LLaMA dim is ", model_dim);
+  r.seconds = timer.seconds();
+  return r;
+}
+
+template <class T>
+void dump_npy(const fs::path& path, const lav2::Tensor<T>& t, lav2::Shape shape) {
+  lav2::io::write_npy(path.string(), lav2::TensorView<const T>(t.data(), shape));
+}
+
 void write_text(const fs::path& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);
   f << text;
@@ -53,9 +89,9 @@ int run_generate(const GenerateArgs& a) {
   using namespace lav2;
   if (a.has_input && a.tmpl != "alpaca-input")
     LAV2_THROW(input_error, "--input is accepted only with --template alpaca-input (got --template ", a.tmpl, ")");
-  if (!a.adapter.empty() || !a.clip.empty() || !a.image.empty())
-    LAV2_THROW(input_error, "--adapter/--clip/--image: the adapter and its visual branch are not in this build yet "
-                            "(LLaMA-Adapter V2 model and CLIP issues); run without them for plain LLaMA");
+  if (a.adapter.empty() && (!a.clip.empty() || !a.image.empty()))
+    LAV2_THROW(input_error, "--clip and --image need --adapter (plain LLaMA has no visual branch)");
+  if (a.visual_heads < 1) LAV2_THROW(input_error, "--visual-heads ", a.visual_heads, " must be positive");
   if (a.max_new_tokens < 0) LAV2_THROW(input_error, "--max-new-tokens ", a.max_new_tokens, " is negative");
   if (a.max_seq_len < 2 || a.max_seq_len > 1 << 20)
     LAV2_THROW(input_error, "--max-seq-len ", a.max_seq_len, " is outside [2, 1048576]");
@@ -64,15 +100,29 @@ int run_generate(const GenerateArgs& a) {
   if (!fs::is_directory(a.llama_dir, ec)) LAV2_THROW(input_error, "--llama-dir '", a.llama_dir, "' is not a directory");
   cli::ProcessTimer timer;
   const auto tokenizer = text::Tokenizer::load(resolve_tokenizer(a));
-  auto loaded = model::load_llama(a.llama_dir, tokenizer.vocab_size(), a.max_seq_len);
+  auto loaded = model::load_model(a.llama_dir, tokenizer.vocab_size(), a.max_seq_len, a.adapter);
   const double load_s = timer.seconds();
+  ThreadPool pool(a.threads);
+
+  // The visual query, for adapters that take one (V2); computed once, before generation.
+  const bool takes_visual = loaded.spec.kind == model::AdapterSpec::Kind::v2;
+  if (!takes_visual && !a.image.empty())
+    LAV2_THROW(input_error, "--image: the adapter '", a.adapter, "' (", loaded.spec.describe(), ") has no visual branch");
+  if (takes_visual && a.clip.empty())
+    LAV2_THROW(input_error, "--adapter needs --clip: LLaMA-Adapter V2 computes its visual query with CLIP, even without "
+                            "--image (the official text-only path encodes the all-zero image)");
+  VisualResult visual;
+  if (takes_visual) {
+    const int dim = std::visit([](auto& m) { return m.config().dim; }, loaded.model);
+    visual = encode_visual(a, loaded, dim, pool);
+    std::visit([&](auto& m) { m.set_visual_query(pool, visual.query.data(), visual.query.dim(0)); }, loaded.model);
+  }
 
   const auto tmpl = text::parse_prompt_template(a.tmpl);
   const std::string prompt = text::format_prompt(tmpl, a.prompt, a.has_input ? std::optional<std::string_view>(a.input)
                                                                              : std::optional<std::string_view>());
   const std::vector<int> prompt_ids = tokenizer.encode(prompt, /*bos=*/true, /*eos=*/false);
 
-  ThreadPool pool(a.threads);
   model::GenerateOptions opt;
   opt.max_new_tokens = a.max_new_tokens;
   opt.temperature = a.temperature;
@@ -101,6 +151,12 @@ int run_generate(const GenerateArgs& a) {
     std::vector<std::int64_t> gen64(r.generated_ids.begin(), r.generated_ids.end());
     io::write_npy((dir / "generated_ids.npy").string(), TensorView<const std::int64_t>(gen64.data(), Shape{n}));
     write_text(dir / "prompt.txt", prompt);
+    if (takes_visual) {
+      const Shape& img = visual.image.shape();
+      dump_npy(dir / "image_preprocessed.npy", visual.image, Shape{1, img[0], img[1], img[2]});
+      dump_npy(dir / "clip_features.npy", visual.features, Shape{1, visual.features.dim(0), visual.features.dim(1)});
+      dump_npy(dir / "visual_query.npy", visual.query, Shape{1, visual.query.dim(0), visual.query.dim(1)});
+    }
   }
   if (a.json) {
     nlohmann::json j;
@@ -108,7 +164,7 @@ int run_generate(const GenerateArgs& a) {
     j["token_ids"] = r.generated_ids;
     j["finish_reason"] = r.finish_reason;
     j["timings"] = {{"load_s", load_s},
-                    {"image_encode_s", 0.0},
+                    {"image_encode_s", visual.seconds},
                     {"prefill_tok_s", r.prefill_s > 0 ? double(r.prompt_tokens) / r.prefill_s : 0.0},
                     {"decode_tok_s", r.decode_s > 0 ? double(r.decode_steps) / r.decode_s : 0.0}};
     j["peak_rss_bytes"] = cli::peak_rss_bytes();
@@ -118,7 +174,7 @@ int run_generate(const GenerateArgs& a) {
 }
 
 const lav2::cli::CommandRegistrar kRegister{
-    "generate", "Generate text with LLaMA (and, later, LLaMA-Adapter V2)", [](CLI::App& sub) {
+    "generate", "Generate text with LLaMA or LLaMA-Adapter V2 (with an image)", [](CLI::App& sub) {
       auto a = std::make_shared<GenerateArgs>();
       sub.add_option("--llama-dir", a->llama_dir, "Meta LLaMA dir: params.json + consolidated.*.pth")->required();
       sub.add_option("--tokenizer", a->tokenizer, "tokenizer.model (default DIR/../tokenizer.model, then DIR/tokenizer.model)");
@@ -134,9 +190,12 @@ const lav2::cli::CommandRegistrar kRegister{
       sub.add_option("--max-seq-len", a->max_seq_len, "prompt + generated tokens at most (512, as officially)");
       sub.add_option("--dump", a->dump, "write .npy files of ids and logits, and prompt.txt, into DIR");
       sub.add_flag("--json", a->json, "print one JSON object instead of streaming text");
-      sub.add_option("--adapter", a->adapter, "official LLaMA-Adapter V2 checkpoint (.pth)");
-      sub.add_option("--clip", a->clip, "OpenAI CLIP archive (.pt)");
-      sub.add_option("--image", a->image, "PNG/JPEG image");
+      sub.add_option("--adapter", a->adapter, "official LLaMA-Adapter V2 checkpoint (.pth holding {'model','config'}); needs --clip");
+      sub.add_option("--clip", a->clip, "OpenAI CLIP archive (.pt, TorchScript) or a state_dict .pth / safetensors");
+      sub.add_option("--image", a->image, "PNG/JPEG; without it an adapter uses the all-zero normalised image");
+      sub.add_option("--channel-order", a->channel_order, "bgr (default: the released weights were trained on BGR) | rgb")
+          ->check(CLI::IsMember({"bgr", "rgb"}));
+      sub.add_option("--visual-heads", a->visual_heads, "heads of the visual blocks (16; not inferable from the checkpoint)");
       return [a] { return run_generate(*a); };
     }};
 

@@ -176,6 +176,41 @@ def broken_adapters():
         torch.save(obj, os.path.join(d, name + ".pth"))
 
 
+def full_pipeline():
+    """The whole official path for BIAS and LORA-BIAS: tiny CLIP (tests/data/tiny_clip) -> visual
+    projector (tests/data/tiny_adapter/visual_only.pth) -> adapter LLaMA. Writes
+    tests/data/tiny_adapter/full_<variant>/adapter.pth (LLaMA side + visual modules, one file as
+    officially) and golden/<image|zero>/ (generated_ids, step_logits) from the golden visual queries
+    that make_clip_fixture.py computed in float64."""
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(LLAMA, "tokenizer.model"))
+    with open(os.path.join(LLAMA, "tiny", "params.json")) as f:
+        params = dict(json.load(f), vocab_size=sp.vocab_size())
+    base = torch.load(os.path.join(LLAMA, "tiny", "consolidated.00.pth"))
+    visual = torch.load(os.path.join(OUT, "visual_only.pth"))["model"]
+    clip_golden = os.path.join(ROOT, "tests", "data", "tiny_clip", "golden")
+    ids = [sp.bos_id()] + sp.encode(PROMPT)
+    for name in ("bias", "lora_bias"):
+        ckpt = torch.load(os.path.join(OUT, name, "adapter.pth"))
+        merged = {"model": dict(ckpt["model"], **visual), "config": ckpt["config"]}
+        d = os.path.join(OUT, "full_" + name)
+        os.makedirs(d, exist_ok=True)
+        torch.save(merged, os.path.join(d, "adapter.pth"))
+        for case in ("image", "zero"):
+            vq = torch.from_numpy(np.load(os.path.join(clip_golden, f"visual_query_{case}.npy")))[0]
+            m = AdapterRef(params, base, merged["model"], merged["config"], vq)
+            generated, steps = greedy_generate(m, ids, MAX_NEW, sp.eos_id(), 512)
+            top2 = torch.topk(steps, 2, dim=-1).values
+            margin = float((top2[:, 0] - top2[:, 1]).min())
+            assert margin > 1e-3, f"full_{name}/{case}: greedy near-tie (margin {margin})"
+            gd = os.path.join(d, "golden", case)
+            os.makedirs(gd, exist_ok=True)
+            save_npy(os.path.join(gd, "prompt_ids.npy"), ids, np.int64)
+            save_npy(os.path.join(gd, "step_logits.npy"), steps.numpy(), np.float32)
+            save_npy(os.path.join(gd, "generated_ids.npy"), generated, np.int64)
+            print(f"full_{name}/{case}: margin {margin:.4f}")
+
+
 if __name__ == "__main__":
     main()
     broken_adapters()
+    full_pipeline()
