@@ -9,36 +9,17 @@
 
 #include <lav2/io/npy.hpp>
 
+#include "cli/cli_runner.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
 const std::string kData = LAV2_TEST_DATA_DIR;
 const std::string kTiny = kData + "/tiny_llama/tiny";
 
-struct Run {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-Run run_cli(const std::string& args) {
-  const std::string cmd = quote(LAV2_CLI_PATH) + " " + args + " 2>&1";
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  REQUIRE(WIFEXITED(status));  // never a signal
-  r.code = WEXITSTATUS(status);
-  return r;
-}
+using Run = lav2::test::CliResult;
+using lav2::test::run_cli;
+std::string quote(const std::string& s) { return lav2::test::shell_quote(s); }
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 }  // namespace

@@ -11,29 +11,15 @@
 
 #include <lav2/io/npy.hpp>
 
+#include "cli/cli_runner.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
 const std::string kData = LAV2_TEST_DATA_DIR;
 
-struct Result {
-  int code = -1;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string("'") + LAV2_CLI_PATH + "' " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  REQUIRE(WIFEXITED(status));
-  r.code = WEXITSTATUS(status);
-  return r;
-}
+using Result = lav2::test::CliResult;
+Result run(const std::string& args) { return lav2::test::run_cli(args); }
 
 float max_diff(const std::string& a, const std::string& b) {
   const auto x = lav2::io::read_npy_as<float>(a), y = lav2::io::read_npy_as<float>(b);
