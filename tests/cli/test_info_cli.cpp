@@ -28,7 +28,7 @@ TEST_CASE("info: the official 7B BIAS and LORA-BIAS counts") {
   CHECK(j["groups"]["visual"] == 7680 + 592128 + 56702976 + 3158016);
   j = info("--preset 7b-lora-bias");
   CHECK(j["trainable"] == 103072544);
-  CHECK(j["groups"]["lora"] + j["groups"]["gates"] - 1024 == 39976992);  // LoRA + new_gate
+  CHECK(j["groups"]["lora"].get<long long>() + j["groups"]["gates"].get<long long>() - 1024 == 39976992);  // LoRA + new_gate
 }
 
 TEST_CASE("info: chat65b's bias + input scale + norm set is the paper's 14M; output scales give 14.9M") {
