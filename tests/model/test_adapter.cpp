@@ -205,3 +205,59 @@ TEST_CASE("a visual query that does not fit the prompts is an input error") {
   const std::string msg = error_of([&] { std::visit([&](auto& m) { m.set_visual_query(pool, vq.data(), 7); }, loaded.model); });
   CHECK(msg.find("visual query has 7 tokens, but fusion mode all_adapter_layers adds it to prompts of 10 tokens") != std::string::npos);
 }
+
+TEST_CASE("f32 and bf16 base weights run the same instantiations as f16") {
+  // Every accepted combination over f32 weights: the f16 values widened exactly, so the logits
+  // must equal the f16 model's (1e-4); base LLaMA over bf16: against f32 holding the same values.
+  const auto vq = io::read_npy_as<float>(kAdapters + "/visual_query.npy");
+  ThreadPool pool(2);
+  auto converted = [](const model::LlamaDir& base, auto tag, std::vector<std::shared_ptr<const void>>& keep) {
+    using T = decltype(tag);
+    model::LlamaDir d = base;
+    for (auto& [name, view] : d.tensors) {
+      auto f = model::detail::convert_tensor<T>(view, "base", name);
+      view = AnyTensorView{dtype_of_v<T>, f->data(), f->shape(), contiguous_strides(f->shape())};
+      keep.push_back(f);
+    }
+    return d;
+  };
+  auto logits_of = [&](model::AnyModel& m, bool visual, const std::vector<int>& ids) {
+    std::vector<float> logits(512);
+    std::visit([&](auto& mm) {
+      if (visual) mm.set_visual_query(pool, vq.data(), vq.dim(0));
+      auto cache = mm.new_cache();
+      mm.forward(pool, ids.data(), std::int64_t(ids.size()), cache, logits.data());
+    }, m);
+    return logits;
+  };
+  const model::LlamaDir base = model::open_llama_dir(kTiny + "/tiny", 512, 512);
+  std::vector<std::shared_ptr<const void>> keep;
+  const model::LlamaDir base32 = converted(base, float{}, keep);
+  for (const Expect& e : kVariants) {
+    CAPTURE(e.name);
+    const std::string file = kAdapters + "/" + e.name + "/adapter.pth";
+    io::TorchCheckpoint ckpt(file);
+    io::TensorMap tensors;
+    const model::AdapterSpec spec = model::read_adapter_spec(ckpt, base.config, tensors);
+    const std::vector<int> ids = golden_ids(e.name);
+    model::AnyModel m16 = model::build_model(base, spec, tensors, file);
+    model::AnyModel m32 = model::build_model(base32, spec, tensors, file);
+    CHECK(std::visit([](auto& m) { return std::is_same_v<std::remove_const_t<std::remove_pointer_t<decltype(m.weights().output.data())>>, float>; }, m32));
+    const auto a = logits_of(m16, e.visual, ids), b = logits_of(m32, e.visual, ids);
+    CHECK(max_abs_diff(a.data(), b.data(), 512) <= 1e-4f);
+  }
+  // bf16: the base model only (adapters over bf16 are rejected by the switch, with a message).
+  const model::LlamaDir base16b = converted(base, bf16_t{}, keep);
+  const model::LlamaDir base16b_as32 = converted(base16b, float{}, keep);
+  const std::vector<int> ids = golden_ids("bias");
+  model::AnyModel mb = model::build_model(base16b, {}, {}, "");
+  model::AnyModel mf = model::build_model(base16b_as32, {}, {}, "");
+  const auto a = logits_of(mb, false, ids), b = logits_of(mf, false, ids);
+  CHECK(max_abs_diff(a.data(), b.data(), 512) <= 1e-4f);
+  io::TorchCheckpoint ckpt(kAdapters + "/bias/adapter.pth");
+  io::TensorMap tensors;
+  const model::AdapterSpec spec = model::read_adapter_spec(ckpt, base.config, tensors);
+  const std::string msg = error_of([&] { model::build_model(base16b, spec, tensors, "bias/adapter.pth"); });
+  CHECK(msg.find("unsupported combination") != std::string::npos);
+  CHECK(msg.find("bf16") != std::string::npos);
+}
