@@ -1,6 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
+#include <thread>
 #include <vector>
 
 #include <lav2/core/thread_pool.hpp>
@@ -41,4 +44,34 @@ TEST_CASE("nested parallel_for runs serially instead of deadlocking") {
 TEST_CASE("thread counts outside [0, 1024] are an input error") {
   CHECK_THROWS_AS(lav2::ThreadPool(-1), lav2::input_error);
   CHECK_THROWS_AS(lav2::ThreadPool(5000), lav2::input_error);
+}
+
+TEST_CASE("chunk t runs on the same thread every call, and back-to-back jobs never mix") {
+  // Many short jobs in a row, some with fewer chunks than threads: a worker that is late for one
+  // job must not run a chunk of the next one twice or skip it.
+  lav2::ThreadPool pool(3);
+  std::vector<std::thread::id> owner(3);
+  pool.parallel_for(3, [&](std::int64_t b, std::int64_t) { owner[std::size_t(b)] = std::this_thread::get_id(); });
+  for (int rep = 0; rep < 20000; ++rep) {
+    const std::int64_t n = 1 + rep % 5;  // 1..5 indices: 1, 2 or 3 chunks
+    std::vector<int> hits(std::size_t(n), 0);
+    bool same_thread = true;
+    pool.parallel_for(n, [&](std::int64_t b, std::int64_t e) {
+      const std::int64_t chunks = std::min<std::int64_t>(3, n);
+      for (std::int64_t c = 0; c < chunks; ++c)
+        if (lav2::ThreadPool::chunk_range(n, chunks, c).first == b && owner[std::size_t(c)] != std::this_thread::get_id())
+          same_thread = false;
+      for (std::int64_t i = b; i < e; ++i) hits[std::size_t(i)]++;
+    });
+    for (int h : hits) REQUIRE(h == 1);
+    REQUIRE(same_thread);
+  }
+}
+
+TEST_CASE("parallel_for accepts any callable, including a const std::function") {
+  lav2::ThreadPool pool(2);
+  std::atomic<int> count{0};
+  const std::function<void(std::int64_t, std::int64_t)> fn = [&](std::int64_t b, std::int64_t e) { count += int(e - b); };
+  pool.parallel_for(10, fn);
+  CHECK(count == 10);
 }

@@ -44,11 +44,15 @@ TEST_CASE_TEMPLATE("matmul: simd vs ref over edge and LLaMA sizes", W, float, f1
   for (std::int64_t M : {2, 3, 4, 6, 7, 13}) check_against_ref<W>(pool, M, 2 * kLanes + 3, 300);
   check_against_ref<W>(pool, 8, 100, 11008);
   check_against_ref<W>(pool, 64, 64, 4096);
+  // The AVX-512 blocking: a last panel of <= 16 rows (M = 33, 257), several k blocks with a tail
+  // (K = 600, 1030), weight chunks of 8 x 14 rows with a ragged end (N = 250).
+  check_against_ref<W>(pool, 33, 250, 600);
+  check_against_ref<W>(pool, 257, 40, 1030);
 }
 
 TEST_CASE_TEMPLATE("matmul is bit-identical for 1, 2 and 3 threads", W, float, f16_t, bf16_t) {
-  for (std::int64_t M : {1, 2, 19}) {
-    const std::int64_t N = 203, K = 4096 + 7;
+  for (std::int64_t M : {1, 2, 19, 40}) {
+    const std::int64_t N = 253, K = 4096 + 7;
     const auto x = check::random_vector(M * K, 31);
     const auto w = check::random_weights<W>(N * K, 32);
     std::vector<float> first;

@@ -1,18 +1,30 @@
 // A small persistent thread pool with a static-partition parallel_for.
 //
-// Determinism: parallel_for splits [0, n) into contiguous chunks and each index is handled by
-// exactly one thread, with the same code a single thread would run. Kernels that compute each
-// output element inside one chunk therefore give bit-identical results for any thread count.
+// Determinism: parallel_for splits [0, n) into contiguous chunks, chunk t always goes to thread t
+// (the caller is thread 0), and each index is handled by exactly one thread with the same code a
+// single thread would run. Kernels that compute each output element inside one chunk therefore
+// give bit-identical results for any thread count.
+//
+// Latency: a decode step runs a few dozen parallel_for calls of ~0.1-2 ms each, so waking the
+// workers must cost microseconds, not a futex round trip per call. The job is handed over
+// through an atomic generation counter; workers spin on it (with a pause hint) for up to
+// kSpinMicros after their last job before sleeping on a condition variable, and the caller
+// likewise spins before sleeping while it waits for the last chunk. The job itself is a function
+// pointer plus the address of the caller's callable: no std::function, no allocation per call.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "lav2/core/error.hpp"
@@ -22,6 +34,9 @@ namespace lav2 {
 /// \brief Fixed set of worker threads; the calling thread works too.
 class ThreadPool {
  public:
+  /// How long a worker (or a waiting caller) spins before blocking, in microseconds.
+  static constexpr int kSpinMicros = 50;
+
   /// \param n_threads total threads including the caller; 0 means hardware_concurrency().
   explicit ThreadPool(int n_threads = 1) {
     if (n_threads < 0 || n_threads > 1024) LAV2_THROW(input_error, "thread count ", n_threads, " is outside [0, 1024]");
@@ -34,7 +49,8 @@ class ThreadPool {
   ~ThreadPool() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
+      stop_.store(true, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
@@ -43,31 +59,42 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   /// \brief Runs fn(begin, end) over [0, n) split into at most size() contiguous chunks of at
-  /// least `min_chunk` indices. Blocks until all chunks finish; rethrows the first exception.
-  /// Called from inside a running parallel_for it runs serially on the caller.
-  void parallel_for(std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& fn,
-                    std::int64_t min_chunk = 1) {
+  /// least `min_chunk` indices; chunk t runs on thread t. Blocks until all chunks finish;
+  /// rethrows the first exception. Called from inside a running parallel_for it runs serially on
+  /// the caller. `fn` is any callable with signature void(std::int64_t, std::int64_t).
+  template <class F>
+  void parallel_for(std::int64_t n, F&& fn, std::int64_t min_chunk = 1) {
     if (n <= 0) return;
-    std::int64_t chunks = std::min<std::int64_t>(n_threads_, (n + min_chunk - 1) / std::max<std::int64_t>(min_chunk, 1));
-    if (chunks <= 1 || in_parallel_region_()) {
-      fn(0, n);
+    const std::int64_t chunks =
+        std::min<std::int64_t>(n_threads_, (n + min_chunk - 1) / std::max<std::int64_t>(min_chunk, 1));
+    if (chunks <= 1 || in_region_flag_()) {
+      fn(std::int64_t(0), n);
       return;
     }
-    std::unique_lock<std::mutex> lock(job_mutex_);  // one parallel_for at a time per pool
+    using Fn = std::remove_reference_t<F>;
+    std::lock_guard<std::mutex> job_lock(job_mutex_);  // one parallel_for at a time per pool
+    job_fn_ = [](const void* ctx, std::int64_t b, std::int64_t e) { (*static_cast<Fn*>(const_cast<void*>(ctx)))(b, e); };
+    job_ctx_ = static_cast<const void*>(std::addressof(fn));
+    job_n_ = n;
+    job_chunks_ = chunks;
+    error_ = nullptr;
+    // Every worker acknowledges every job, even one with fewer chunks than threads: then no worker
+    // can still be reading this job's fields when the next one is published.
+    pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);  // publishes the job fields above
     {
+      // Taking the mutex orders this publication against a worker that is between checking the
+      // generation and blocking; only sleeping workers need the (syscall) notification.
       std::lock_guard<std::mutex> l(mutex_);
-      job_ = &fn;
-      job_n_ = n;
-      job_chunks_ = chunks;
-      pending_ = int(chunks) - 1;
-      error_ = nullptr;
-      ++generation_;
+      if (sleepers_ > 0) wake_.notify_all();
     }
-    wake_.notify_all();
     run_chunk_(0);
-    std::unique_lock<std::mutex> l(mutex_);
-    done_.wait(l, [this] { return pending_ == 0; });
-    job_ = nullptr;
+    if (!spin_until_([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> l(mutex_);
+      done_.wait(l, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+    }
+    job_fn_ = nullptr;
+    job_ctx_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
 
@@ -83,13 +110,34 @@ class ThreadPool {
     thread_local bool flag = false;
     return flag;
   }
-  static bool in_parallel_region_() { return in_region_flag_(); }
+
+  static void cpu_relax_() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+
+  /// Spins until done() or kSpinMicros have passed; returns done().
+  template <class Done>
+  static bool spin_until_(Done done) {
+    if (done()) return true;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
+    for (;;) {
+      for (int i = 0; i < 64; ++i) {
+        if (done()) return true;
+        cpu_relax_();
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return done();
+    }
+  }
 
   void run_chunk_(std::int64_t c) {
     const auto [b, e] = chunk_range(job_n_, job_chunks_, c);
     in_region_flag_() = true;
     try {
-      if (b < e) (*job_)(b, e);
+      if (b < e) job_fn_(job_ctx_, b, e);
     } catch (...) {
       std::lock_guard<std::mutex> l(mutex_);
       if (!error_) error_ = std::current_exception();
@@ -100,17 +148,21 @@ class ThreadPool {
   void worker_loop_(int t) {
     std::uint64_t seen = 0;
     for (;;) {
-      {
+      std::uint64_t g = 0;
+      const auto fresh = [&] { return (g = generation_.load(std::memory_order_acquire)) != seen; };
+      if (!spin_until_(fresh)) {
         std::unique_lock<std::mutex> l(mutex_);
-        wake_.wait(l, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-        if (t >= job_chunks_) continue;  // this job has fewer chunks than threads
+        ++sleepers_;
+        wake_.wait(l, fresh);
+        --sleepers_;
       }
-      run_chunk_(t);
-      {
+      seen = g;
+      if (stop_.load(std::memory_order_relaxed)) return;
+      if (t < job_chunks_) run_chunk_(t);  // else this job has fewer chunks than threads
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        // Under the mutex, so a caller that just found pending_ != 0 is already waiting.
         std::lock_guard<std::mutex> l(mutex_);
-        if (--pending_ == 0) done_.notify_one();
+        done_.notify_one();
       }
     }
   }
@@ -119,12 +171,15 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex job_mutex_, mutex_;
   std::condition_variable wake_, done_;
-  const std::function<void(std::int64_t, std::int64_t)>* job_ = nullptr;
+  // The current job; written by the caller before generation_ is bumped, read by workers after.
+  void (*job_fn_)(const void*, std::int64_t, std::int64_t) = nullptr;
+  const void* job_ctx_ = nullptr;
   std::int64_t job_n_ = 0, job_chunks_ = 0;
-  int pending_ = 0;
-  std::uint64_t generation_ = 0;
-  std::exception_ptr error_;
-  bool stop_ = false;
+  std::exception_ptr error_;  // guarded by mutex_ while a job runs
+  std::atomic<int> pending_{0};
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
+  int sleepers_ = 0;  // guarded by mutex_
 };
 
 }  // namespace lav2

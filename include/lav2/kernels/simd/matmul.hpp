@@ -6,11 +6,12 @@
 //   accumulating into f32 batches. Groups of 4 (AVX2) or 8 (AVX-512) weight rows share each
 //   load of x.
 // - GEMM (M >= kGemmMinRows): compute-bound, register-blocked. x is packed once, transposed,
-//   into panels of 2 batches of activation rows; the micro-kernel holds a tile of 6 outputs n x
-//   2 batches of rows m in 12 batch registers and, per k, broadcasts one weight of each of the 6
-//   rows (read in place for f32; widened into an L1 block for f16/bf16) into 12 FMAs.
-//   Not copying the weights matters: at M = 64 repacking 4096 x 4096 f32 weights costs as much as
-//   a third of the multiply.
+//   into panels of 2 batches of activation rows; the micro-kernel holds a tile of kNr outputs n
+//   (14 on AVX-512, 6 on AVX2) x 2 batches of rows m in 2 * kNr registers and, per k, broadcasts
+//   one weight of each of the kNr rows into 2 * kNr FMAs. Each thread widens (f16/bf16) or copies
+//   (f32) a chunk of its weight rows, kKc inputs at a time, into an L2-resident f32 block with a
+//   compile-time row stride (every broadcast is a constant offset from one pointer), prefetching
+//   the next block, and runs every panel of x against it: the weights are read from DRAM once.
 //
 // Determinism and accumulation order (the contract in dispatch.hpp):
 // - Work is split over N only (parallel_for over rows / NR blocks), so each output is computed
@@ -24,6 +25,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <type_traits>
 #include <vector>
 
@@ -38,15 +41,26 @@ namespace detail {
 /// Below this many activation rows, matmul runs the matvec path once per row.
 inline constexpr std::int64_t kGemmMinRows = 4;
 
-/// GEMM blocking for one arch. The micro-tile is kNr weight rows x kMc activation rows:
-/// 2 * kNr accumulator batches + 2 activation loads + 1 broadcast = 15 registers, which fits the
-/// 16 of AVX2 (and leaves room on AVX-512); 12 independent FMA chains cover FMA latency.
+/// GEMM blocking for one arch. The micro-tile is kNr weight rows (outputs n) x kMb batches of
+/// activation rows (m): kNr * kMb accumulators + kMb activation loads + 1 broadcast registers.
+/// AVX-512 (32 registers): 14 x 2 = 28 + 2 + 1 = 31; AVX2 and narrower (16): 6 x 2 = 12 + 3 = 15.
+/// Either way >= 12 independent FMA chains cover FMA latency x throughput (4 x 2 on Zen 4/5, Intel).
+/// Per k the tile does kNr * kMb FMAs for kMb vector loads and kNr broadcast loads.
 template <class Arch>
 struct GemmShape {
   static constexpr std::int64_t kLanes = fbatch<Arch>::size;
-  static constexpr std::int64_t kNr = 6;           // weight rows (outputs n) per micro-tile
-  static constexpr std::int64_t kMc = 2 * kLanes;  // activation rows (m) per micro-tile
-  static constexpr std::int64_t kKc = 512;         // inputs per block: kNr rows of w = 12 KiB (L1)
+  static constexpr std::int64_t kNr = kLanes >= 16 ? 14 : 6;  // weight rows per micro-tile
+  static constexpr std::int64_t kMb = 2;                      // activation batches per micro-tile
+  static constexpr std::int64_t kMc = kMb * kLanes;           // activation rows per packed panel
+  // Inputs per block: a panel block of x (kKc x kMc f32 = 32 KiB on AVX-512) stays in L1 while
+  // the tile's weights (kNr x kKc f32 = 14 KiB) come from L1/L2.
+  static constexpr std::int64_t kKc = 256;
+  // Weight-row blocks per chunk: the chunk's widened weights (kChunk * kNr x kKc f32, 112 KiB)
+  // and tile accumulators (kChunk * kNr x M) stay in L2 while x streams through once per chunk.
+  static constexpr std::int64_t kChunk = 8;
+  // Panels of x per inner block: kKc x kMcBlock * kMc f32 = 384 KiB of L2, reused by every
+  // weight block of the chunk.
+  static constexpr std::int64_t kPanelsPerBlock = 12;
 };
 
 /// out[n] = sum_k x[k] * w[n*K + k] for kRows consecutive rows n starting at `w`.
@@ -107,67 +121,67 @@ inline void pack_x_transposed(ThreadPool& pool, float* xt, const float* x, std::
   }, 8);
 }
 
-/// acc[r][j] (kNr weight rows x kMc activation rows, row stride kMc) = (accumulate ? acc : 0)
-/// + sum over k < kc of w[r][k] * xt[k][j]. `w` are kNr row pointers (f32, unpacked: each
-/// element is broadcast straight from its row), `xt` a packed panel [kc][kMc].
-template <class Arch>
-inline void micro_kernel(std::int64_t kc, const float* const* w, const float* xt, float* acc, bool accumulate) {
+/// acc[r][j] (kNr weight rows x kMbUsed batches of activation rows, row stride kMc) =
+/// (accumulate ? acc : 0) + sum over k < kc of w[r][k] * xt[k][j]. `w` is a widened block
+/// [kNr][kKc] (the compile-time row stride keeps every broadcast a constant offset from one
+/// pointer), `xt` a packed panel [kc][kMc]. kMbUsed = 1 serves a last panel of <= kLanes rows.
+template <class Arch, int kMbUsed>
+inline void micro_kernel(std::int64_t kc, const float* w, const float* xt, float* acc, bool accumulate) {
   using B = fbatch<Arch>;
-  constexpr std::int64_t kLanes = B::size, kMc = GemmShape<Arch>::kMc, kNr = GemmShape<Arch>::kNr;
-  B c[kNr][2];
-  for (int r = 0; r < kNr; ++r) {
-    if (accumulate) {
-      c[r][0] = B::load_aligned(acc + r * kMc);
-      c[r][1] = B::load_aligned(acc + r * kMc + kLanes);
-    } else {
-      c[r][0] = c[r][1] = B(0.0f);
-    }
-  }
-  const float* w0 = w[0];
-  const float* w1 = w[1];
-  const float* w2 = w[2];
-  const float* w3 = w[3];
-  const float* w4 = w[4];
-  const float* w5 = w[5];
+  using S = GemmShape<Arch>;
+  constexpr std::int64_t kLanes = S::kLanes, kMc = S::kMc, kNr = S::kNr, kKc = S::kKc;
+  B c[kNr][kMbUsed];
+  for (int r = 0; r < kNr; ++r)
+    for (int b = 0; b < kMbUsed; ++b) c[r][b] = accumulate ? B::load_aligned(acc + r * kMc + b * kLanes) : B(0.0f);
   for (std::int64_t k = 0; k < kc; ++k) {
-    const B x0 = B::load_aligned(xt + k * kMc), x1 = B::load_aligned(xt + k * kMc + kLanes);
-    const float wk[kNr] = {w0[k], w1[k], w2[k], w3[k], w4[k], w5[k]};
+    B xv[kMbUsed];
+    for (int b = 0; b < kMbUsed; ++b) xv[b] = B::load_aligned(xt + k * kMc + b * kLanes);
     for (int r = 0; r < kNr; ++r) {
-      const B wr(wk[r]);
-      c[r][0] = xsimd::fma(wr, x0, c[r][0]);
-      c[r][1] = xsimd::fma(wr, x1, c[r][1]);
+      const B wr(w[r * kKc + k]);
+      for (int b = 0; b < kMbUsed; ++b) c[r][b] = xsimd::fma(wr, xv[b], c[r][b]);
     }
   }
-  for (int r = 0; r < kNr; ++r) {
-    c[r][0].store_aligned(acc + r * kMc);
-    c[r][1].store_aligned(acc + r * kMc + kLanes);
-  }
+  for (int r = 0; r < kNr; ++r)
+    for (int b = 0; b < kMbUsed; ++b) c[r][b].store_aligned(acc + r * kMc + b * kLanes);
 }
 
-/// 64-byte aligned scratch of floats, owned per call (std::vector does not guarantee alignment).
+/// 64-byte aligned, uninitialised scratch of floats, owned per call.
 class AlignedBuffer {
  public:
-  explicit AlignedBuffer(std::int64_t n) : data_(std::size_t(n + 16)) {}
-  float* get() {
-    auto p = reinterpret_cast<std::uintptr_t>(data_.data());
-    return data_.data() + ((64 - p % 64) % 64) / sizeof(float);
-  }
+  explicit AlignedBuffer(std::int64_t n)
+      : data_(static_cast<float*>(::operator new(std::size_t(std::max<std::int64_t>(n, 1)) * sizeof(float),
+                                                 std::align_val_t(64)))) {}
+  float* get() { return data_.get(); }
 
  private:
-  std::vector<float> data_;
+  struct Free {
+    void operator()(float* p) const { ::operator delete(p, std::align_val_t(64)); }
+  };
+  std::unique_ptr<float, Free> data_;
 };
 
-/// The GEMM path. Blocking, from the outside in (per thread, over its own weight rows):
-///   kNr weight rows (n) -> kKc inputs (k) -> kMc activation rows (m) -> micro-kernel.
-/// f32 weights are broadcast straight from w, so the big operand is never copied; 16-bit weights
-/// are first widened (contiguous SIMD conversion) into a kNr x kKc f32 block that stays in L1.
-/// x is packed once, transposed, into kMc-wide panels that stay in L2 across weight rows.
-/// Tile accumulators live in a small per-thread buffer and go to `out` (transposed) at the end.
+/// Hints rows [n_begin, n_end) of w, inputs [k_begin, k_end), into cache: the next block the
+/// GEMM will widen. Each row's block is a short run inside its own page, which hardware
+/// prefetchers ramp up on too late (and never across a 4 KiB page).
+template <class W>
+inline void prefetch_rows(const W* w, std::int64_t K, std::int64_t n_begin, std::int64_t n_end, std::int64_t k_begin,
+                          std::int64_t k_end) {
+  constexpr std::int64_t kPerLine = 64 / std::int64_t(sizeof(W));
+  for (std::int64_t n = n_begin; n < n_end; ++n)
+    for (std::int64_t k = k_begin; k < k_end; k += kPerLine) __builtin_prefetch(w + n * K + k, 0, 3);
+}
+
+/// The GEMM path. Per thread, over its own contiguous range of kNr-row weight blocks, from the
+/// outside in:
+///   chunk of kChunk weight blocks -> kKc inputs (widen the chunk's weights to f32, prefetch the
+///   next block) -> kPanelsPerBlock panels of x -> weight block -> panel -> micro-kernel.
+/// x is packed once per call, transposed, into kMc-wide panels. Tile accumulators live in a
+/// per-thread buffer across k blocks and go to `out` (transposed) when the chunk is done.
 template <class Arch, class W>
 void gemm(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M, std::int64_t N,
           std::int64_t K) {
-  using Shape = GemmShape<Arch>;
-  constexpr std::int64_t kNr = Shape::kNr, kKc = Shape::kKc, kMc = Shape::kMc, kLanes = Shape::kLanes;
+  using S = GemmShape<Arch>;
+  constexpr std::int64_t kNr = S::kNr, kKc = S::kKc, kMc = S::kMc, kLanes = S::kLanes;
   const std::int64_t m_panels = (M + kMc - 1) / kMc, n_blocks = (N + kNr - 1) / kNr;
   AlignedBuffer xt_buf(m_panels * kMc * K);
   float* xt = xt_buf.get();
@@ -175,35 +189,53 @@ void gemm(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t
   pool.parallel_for(
       n_blocks,
       [&](std::int64_t j_begin, std::int64_t j_end) {
-        AlignedBuffer acc_buf(m_panels * kNr * kMc), wide_buf(std::is_same_v<W, float> ? 0 : kNr * kKc);
+        const std::int64_t chunk = std::min(S::kChunk, j_end - j_begin);
+        AlignedBuffer acc_buf(chunk * m_panels * kNr * kMc), wide_buf(chunk * kNr * kKc);
         float* acc = acc_buf.get();
         float* wide = wide_buf.get();
-        for (std::int64_t j = j_begin; j < j_end; ++j) {
-          const std::int64_t n0 = j * kNr, n_valid = std::min(kNr, N - n0);
+        for (std::int64_t j0 = j_begin; j0 < j_end; j0 += S::kChunk) {
+          const std::int64_t j1 = std::min(j0 + S::kChunk, j_end);
+          const std::int64_t n_lo = j0 * kNr, n_hi = std::min(j1 * kNr, N);
           for (std::int64_t pc = 0; pc < K; pc += kKc) {
             const std::int64_t kc = std::min(kKc, K - pc);
-            // Rows past N repeat the last row: computed, never written.
-            const float* rows[kNr];
-            for (std::int64_t r = 0; r < kNr; ++r) {
-              const W* src = w + (n0 + std::min(r, n_valid - 1)) * K + pc;
-              if constexpr (std::is_same_v<W, float>) {
-                rows[r] = src;
-              } else {
-                float* dst = wide + r * kKc;
-                std::int64_t k = 0;
-                for (; k + kLanes <= kc; k += kLanes) load_as_f32<Arch>(src + k).store_aligned(dst + k);
-                for (; k < kc; ++k) dst[k] = to_f32(src[k]);
-                rows[r] = dst;
+            // Widen (or copy) this chunk's weights [n_lo, n_hi) x [pc, pc + kc) into
+            // wide[row][kKc]; rows past N repeat row N-1: computed, never written.
+            for (std::int64_t row = 0; row < (j1 - j0) * kNr; ++row) {
+              const W* src = w + std::min(n_lo + row, N - 1) * K + pc;
+              float* dst = wide + row * kKc;
+              std::int64_t k = 0;
+              for (; k + kLanes <= kc; k += kLanes) load_as_f32<Arch>(src + k).store_aligned(dst + k);
+              for (; k < kc; ++k) dst[k] = to_f32(src[k]);
+            }
+            if (pc + kKc < K) {
+              prefetch_rows(w, K, n_lo, n_hi, pc + kKc, std::min(pc + 2 * kKc, K));
+            } else if (j1 < j_end) {
+              prefetch_rows(w, K, j1 * kNr, std::min(std::min(j1 + S::kChunk, j_end) * kNr, N), 0, std::min(kKc, K));
+            }
+            for (std::int64_t p0 = 0; p0 < m_panels; p0 += S::kPanelsPerBlock) {
+              const std::int64_t p1 = std::min(p0 + S::kPanelsPerBlock, m_panels);
+              for (std::int64_t j = j0; j < j1; ++j) {
+                const float* wb = wide + (j - j0) * kNr * kKc;
+                for (std::int64_t p = p0; p < p1; ++p) {
+                  float* tile = acc + ((j - j0) * m_panels + p) * kNr * kMc;
+                  const float* xp = xt + p * K * kMc + pc * kMc;
+                  if (M - p * kMc > kLanes) micro_kernel<Arch, 2>(kc, wb, xp, tile, pc > 0);
+                  else micro_kernel<Arch, 1>(kc, wb, xp, tile, pc > 0);
+                }
               }
             }
-            for (std::int64_t p = 0; p < m_panels; ++p)
-              micro_kernel<Arch>(kc, rows, xt + p * K * kMc + pc * kMc, acc + p * kNr * kMc, pc > 0);
           }
-          // acc[p][r][j] is out[p*kMc + j][n0 + r].
-          for (std::int64_t p = 0; p < m_panels; ++p)
-            for (std::int64_t r = 0; r < n_valid; ++r)
-              for (std::int64_t jj = 0; jj < kMc && p * kMc + jj < M; ++jj)
-                out[(p * kMc + jj) * N + n0 + r] = acc[(p * kNr + r) * kMc + jj];
+          // acc[j][p][r][jj] is out[p*kMc + jj][j*kNr + r].
+          for (std::int64_t j = j0; j < j1; ++j) {
+            const std::int64_t n0 = j * kNr, n_valid = std::min(kNr, N - n0);
+            for (std::int64_t p = 0; p < m_panels; ++p) {
+              const float* tile = acc + ((j - j0) * m_panels + p) * kNr * kMc;
+              for (std::int64_t jj = 0; jj < kMc && p * kMc + jj < M; ++jj) {
+                float* dst = out + (p * kMc + jj) * N + n0;
+                for (std::int64_t r = 0; r < n_valid; ++r) dst[r] = tile[r * kMc + jj];
+              }
+            }
+          }
         }
       },
       1);
