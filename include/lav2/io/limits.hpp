@@ -32,12 +32,21 @@ struct CheckpointLimits {
   ZipLimits zip;
   PickleLimits pickle;
   std::size_t max_tensors = 1u << 20;  ///< tensors reachable from the root value
+  std::uint64_t max_tensor_bytes = 64ull << 30;  ///< one storage (numel x element size); LLaMA-65B's largest is 1 GiB
 };
 
 /// \brief Limits of the safetensors reader (io/safetensors.hpp).
 struct SafetensorsLimits {
   std::uint64_t max_header_bytes = 100'000'000;  ///< the JSON header (the spec's own bound)
   std::size_t max_tensors = 1u << 20;
+  std::uint64_t max_tensor_bytes = 64ull << 30;  ///< one tensor's data
+  std::size_t max_json_depth = 64;               ///< nesting of the header (a valid one has depth 3)
+};
+
+/// \brief Limits of small JSON files: params.json, configs (io/json_file.hpp).
+struct JsonLimits {
+  std::uint64_t max_bytes = 1u << 20;  ///< the whole file
+  std::size_t max_depth = 64;          ///< nesting of arrays and objects
 };
 
 /// \brief Limits of the .npy reader (io/npy.hpp).

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 
 #include "lav2/core/error.hpp"
@@ -58,10 +59,28 @@ class MappedFile {
     return m;
   }
 
+  /// \brief An in-memory "file": a 64-byte aligned heap copy of [data, data + size), named `name`
+  /// in messages. Every reader that takes a MappedFile reads it exactly as it would read the file
+  /// (fuzzers, tests and callers that already hold the bytes use it). The copy is sized exactly,
+  /// so an out-of-bounds read is a heap overflow that AddressSanitizer reports.
+  static std::shared_ptr<const MappedFile> from_buffer(const void* data, std::size_t size, const std::string& name) {
+    std::shared_ptr<MappedFile> m(new MappedFile());
+    m->path_ = name;
+    m->size_ = size;
+    m->heap_ = true;
+    if (size > 0) {
+      auto* q = static_cast<unsigned char*>(::operator new(size, std::align_val_t(64)));
+      std::memcpy(q, data, size);
+      m->data_ = q;
+    }
+    return m;
+  }
+
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
   ~MappedFile() {
-    if (data_) ::munmap(const_cast<unsigned char*>(data_), std::size_t(size_));
+    if (data_ && heap_) ::operator delete(const_cast<unsigned char*>(data_), std::align_val_t(64));
+    else if (data_) ::munmap(const_cast<unsigned char*>(data_), std::size_t(size_));
   }
 
   /// First byte of the file; nullptr for an empty file.
@@ -72,7 +91,7 @@ class MappedFile {
 
   /// Hints that [offset, offset+len) will be read soon (MADV_WILLNEED); out-of-range is ignored.
   void will_need(std::uint64_t offset, std::uint64_t len) const {
-    if (!data_ || offset >= size_) return;
+    if (!data_ || heap_ || offset >= size_) return;
     const std::uint64_t page = std::uint64_t(::sysconf(_SC_PAGESIZE));
     const std::uint64_t start = offset / page * page;
     const std::uint64_t end = len > size_ - offset ? size_ : offset + len;
@@ -84,6 +103,7 @@ class MappedFile {
   std::string path_;
   const unsigned char* data_ = nullptr;
   std::uint64_t size_ = 0;
+  bool heap_ = false;  // from_buffer(): data_ is an aligned heap block, not a mapping
 };
 
 }  // namespace lav2::io

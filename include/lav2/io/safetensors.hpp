@@ -47,9 +47,12 @@ namespace lav2::io {
 /// \brief An opened .safetensors file: checked tensor views into its mapping, and its metadata.
 class SafetensorsFile {
  public:
-  explicit SafetensorsFile(const std::string& path, const SafetensorsLimits& limits = {}) {
-    file_ = MappedFile::open(path, "safetensors");
-    ctx_ = "safetensors '" + path + "'";
+  explicit SafetensorsFile(const std::string& path, const SafetensorsLimits& limits = {})
+      : SafetensorsFile(MappedFile::open(path, "safetensors"), limits) {}
+  /// \brief Reads an already mapped file, or bytes held in memory (MappedFile::from_buffer).
+  explicit SafetensorsFile(std::shared_ptr<const MappedFile> file, const SafetensorsLimits& limits = {}) {
+    file_ = std::move(file);
+    ctx_ = "safetensors '" + file_->path() + "'";
     parse_(limits);
   }
 
@@ -87,6 +90,9 @@ class SafetensorsFile {
     std::set<std::string> top_keys;
     std::string dup;
     nlohmann::json::parser_callback_t cb = [&](int depth, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
+      // Deep nesting would make dump() and the destructor recurse: stop at the limit.
+      if (std::size_t(depth) > lim.max_json_depth)
+        LAV2_THROW(limit_error, ctx_, ": header nests deeper than ", lim.max_json_depth, " levels (the limit)");
       if (ev == nlohmann::json::parse_event_t::key && depth == 1 && !top_keys.insert(parsed.get<std::string>()).second)
         dup = parsed.get<std::string>();
       return true;
@@ -150,6 +156,8 @@ class SafetensorsFile {
         LAV2_THROW(load_error, where, ": data_offsets [", b, ", ", e, "] are not ordered within the data section of ",
                    data_size, " bytes");
       std::uint64_t bytes = 0;
+      if (detail::mul_ok(numel, dtype_size(view.dtype), bytes) && bytes > lim.max_tensor_bytes)
+        LAV2_THROW(limit_error, where, ": ", bytes, " bytes exceed the tensor limit ", lim.max_tensor_bytes);
       if (!detail::mul_ok(numel, dtype_size(view.dtype), bytes) || bytes != e - b)
         LAV2_THROW(load_error, where, ": data_offsets span ", e - b, " bytes, shape ", view.shape.to_string(), " of ", dt,
                    " needs ", numel, " x ", dtype_size(view.dtype));

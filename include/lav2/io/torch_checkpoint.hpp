@@ -95,8 +95,11 @@ inline TensorMap flatten_tensors(const Value& v, const std::string& context, std
 class TorchCheckpoint {
  public:
   /// \brief Opens, checks and unpickles `path`; no tensor data is read.
-  explicit TorchCheckpoint(const std::string& path, const CheckpointLimits& limits = {}) : limits_(limits) {
-    auto file = MappedFile::open(path, "checkpoint");
+  explicit TorchCheckpoint(const std::string& path, const CheckpointLimits& limits = {})
+      : TorchCheckpoint(MappedFile::open(path, "checkpoint"), limits) {}
+  /// \brief Reads an already mapped file, or bytes held in memory (MappedFile::from_buffer).
+  explicit TorchCheckpoint(std::shared_ptr<const MappedFile> file, const CheckpointLimits& limits = {}) : limits_(limits) {
+    const std::string& path = file->path();
     ctx_ = "checkpoint '" + path + "'";
     const unsigned char* b = file->data();
     if (file->size() >= 2 && b[0] == 0x80 && b[1] <= 5 && !(file->size() >= 4 && detail::le32(b) == 0x04034b50u))
@@ -211,6 +214,9 @@ class TorchCheckpoint {
                  " is missing");
     const std::uint64_t esize = dtype_size(s.dtype);
     std::uint64_t bytes = 0;
+    if (detail::mul_ok(std::uint64_t(s.numel), esize, bytes) && bytes > limits_.max_tensor_bytes)
+      LAV2_THROW(limit_error, ctx_, ": storage ", detail::quoted(entry_name), " of ", bytes,
+                 " bytes exceeds the tensor limit ", limits_.max_tensor_bytes);
     if (!detail::mul_ok(std::uint64_t(s.numel), esize, bytes) || e->size != bytes)
       LAV2_THROW(load_error, ctx_, ": storage ", detail::quoted(entry_name), " holds ", e->size, " bytes, expected ",
                  s.numel, " x ", esize, " (", s.type, " of ", s.numel, " elements)");

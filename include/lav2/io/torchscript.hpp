@@ -80,9 +80,11 @@ inline bool is_torchscript_archive(const ZipArchive& zip) {
 class TorchScriptArchive {
  public:
   /// \brief Opens, checks and unpickles `path` (data.pkl and constants.pkl); reads no tensor data.
-  explicit TorchScriptArchive(const std::string& path, const CheckpointLimits& limits = {}) : limits_(limits) {
-    auto file = MappedFile::open(path, "TorchScript archive");
-    ctx_ = "TorchScript archive '" + path + "'";
+  explicit TorchScriptArchive(const std::string& path, const CheckpointLimits& limits = {})
+      : TorchScriptArchive(MappedFile::open(path, "TorchScript archive"), limits) {}
+  /// \brief Reads an already mapped file, or bytes held in memory (MappedFile::from_buffer).
+  explicit TorchScriptArchive(std::shared_ptr<const MappedFile> file, const CheckpointLimits& limits = {}) : limits_(limits) {
+    ctx_ = "TorchScript archive '" + file->path() + "'";
     zip_ = std::make_shared<ZipArchive>(file, "TorchScript archive", limits.zip);
     keep_ = std::make_shared<Owned>(Owned{zip_->file(), {}});
     find_entries_();
@@ -195,6 +197,9 @@ class TorchScriptArchive {
     if (!e) LAV2_THROW(load_error, ctx_, ": tensor ", detail::quoted(tensor), ": storage entry ", detail::quoted(entry_name), " is missing");
     const std::uint64_t esize = dtype_size(s.dtype);
     std::uint64_t bytes = 0;
+    if (detail::mul_ok(std::uint64_t(s.numel), esize, bytes) && bytes > limits_.max_tensor_bytes)
+      LAV2_THROW(limit_error, ctx_, ": storage ", detail::quoted(entry_name), " of ", bytes,
+                 " bytes exceeds the tensor limit ", limits_.max_tensor_bytes);
     if (!detail::mul_ok(std::uint64_t(s.numel), esize, bytes) || e->size != bytes)
       LAV2_THROW(load_error, ctx_, ": storage ", detail::quoted(entry_name), " holds ", e->size, " bytes, expected ", s.numel, " x ",
                  esize, " (", s.type, " of ", s.numel, " elements)");

@@ -27,6 +27,7 @@
 
 #include "lav2/core/error.hpp"
 #include "lav2/vision/detail/stb_image.hpp"
+#include "lav2/vision/image_limits.hpp"
 
 namespace lav2::vision {
 
@@ -55,13 +56,7 @@ struct Image {
   bool empty() const { return pixels.empty(); }
 };
 
-/// \brief Limits applied before decoding; exceeding one throws limit_error.
-struct ImageLimits {
-  std::uint64_t max_file_bytes = 256ull << 20;  ///< size of the file on disk
-  std::uint64_t max_pixels = 1ull << 26;        ///< width * height as declared in the header (64 Mpx)
-  /// Either side; stb_image itself stops at LAV2_STBI_MAX_DIMENSIONS, so raising this further has no effect.
-  std::uint32_t max_side = LAV2_STBI_MAX_DIMENSIONS;
-};
+static_assert(ImageLimits{}.max_side == LAV2_STBI_MAX_DIMENSIONS, "ImageLimits::max_side default is stb's cap");
 
 namespace detail {
 
@@ -73,6 +68,7 @@ struct ImageHeader {
   std::uint64_t width = 0, height = 0;
   int exif_orientation = 1;  // 1..8; 1 when absent or malformed
   bool jpeg_complete = false;  // the JPEG reaches EOI
+  std::size_t jpeg_bad_dht = 0;  // offset of a DHT segment stb_image would overflow on (0: none)
 };
 
 inline std::uint32_t read_be32(const std::uint8_t* p) {
@@ -116,6 +112,23 @@ inline int parse_exif_orientation(const std::uint8_t* p, std::size_t n) {
   return 1;
 }
 
+/// True when a DHT segment's tables each declare at most 256 codes and lie inside the segment.
+/// stb_image (Debian's 2022 snapshot) trusts the 16 code-length counts of a table: a sum over 256
+/// writes past `stbi__huffman::size[257]` and `values[256]` inside its decoder state (a heap write
+/// that ASan cannot see; found by tests/fuzz/fuzz_image, UBSan index check), and it reads a table
+/// past the end of its segment before noticing. So such a segment never reaches stb.
+inline bool dht_fits_stb(const std::uint8_t* seg, std::size_t n) {
+  std::size_t pos = 0;
+  while (pos < n) {
+    if (n - pos < 17) return false;
+    std::size_t codes = 0;
+    for (int k = 1; k <= 16; ++k) codes += seg[pos + std::size_t(k)];
+    if (codes > 256 || n - pos - 17 < codes) return false;
+    pos += 17 + codes;
+  }
+  return true;
+}
+
 /// Walks a JPEG's marker segments: SOFn gives the dimensions, the first Exif APP1 the orientation,
 /// and entropy-coded data is skipped up to the next marker (0xFF followed by neither 0x00 stuffing
 /// nor RSTn), until EOI. Segments are `FF xx len_hi len_lo payload[len-2]`; SOI, EOI, RSTn and TEM
@@ -146,6 +159,8 @@ inline void walk_jpeg(const std::uint8_t* p, std::size_t n, ImageHeader& h) {
     if (sof && seg_n >= 5 && h.width == 0) {
       h.height = read_be16(seg + 1);
       h.width = read_be16(seg + 3);
+    } else if (m == 0xC4 && h.jpeg_bad_dht == 0 && !dht_fits_stb(seg, seg_n)) {
+      h.jpeg_bad_dht = i - 2;
     } else if (m == 0xE1 && !have_exif && seg_n >= 6 && std::memcmp(seg, "Exif\0\0", 6) == 0) {
       have_exif = true;
       h.exif_orientation = parse_exif_orientation(seg, seg_n);
@@ -239,6 +254,9 @@ inline Image decode_image(const std::uint8_t* data, std::size_t size, const std:
                " pixels, over the limit of ", limits.max_pixels, " pixels or ", limits.max_side, " per side");
   if (h.format == detail::ImageFormat::jpeg && !h.jpeg_complete)
     LAV2_THROW(load_error, "image '", name, "': JPEG ends before its EOI marker (truncated)");
+  if (h.format == detail::ImageFormat::jpeg && h.jpeg_bad_dht != 0)
+    LAV2_THROW(load_error, "image '", name, "': JPEG Huffman table segment (DHT) at byte ", h.jpeg_bad_dht,
+               " declares more than 256 codes or runs past its segment (corrupt)");
   if (size > std::size_t(INT32_MAX))
     LAV2_THROW(limit_error, "image '", name, "': ", size, " bytes exceed the decoder's 2 GiB limit");
 

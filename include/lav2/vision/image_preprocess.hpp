@@ -267,6 +267,10 @@ inline Tensor<float> normalize_to_tensor(const Image& img, const ClipNormalizati
 struct ClipPreprocess {
   int size = 224;  ///< Resize(size) then CenterCrop(size)
   ClipNormalization norm;
+  /// The resized image (before the crop) is materialised: a thin image (1 x 131072 passes the
+  /// decoder's limits in a few hundred bytes) would resize to 224 x 29360128, 20 GB. Refused above
+  /// this many pixels (limit_error); the default admits aspect ratios up to ~1300:1.
+  std::uint64_t max_resized_pixels = 1ull << 26;
 };
 
 /// \brief The official `clip_transform`: Resize(224, BICUBIC) -> CenterCrop(224) -> ToTensor ->
@@ -274,6 +278,9 @@ struct ClipPreprocess {
 /// as load_image() returns by default, to match the released weights).
 inline Tensor<float> preprocess_clip(const Image& img, const ClipPreprocess& opt = {}) {
   const std::array<int, 2> wh = clip_resize_size(img.width, img.height, opt.size);
+  if (std::uint64_t(wh[0]) * std::uint64_t(wh[1]) > opt.max_resized_pixels)
+    LAV2_THROW(limit_error, "preprocess_clip: a ", img.width, " x ", img.height, " image resizes to ", wh[0], " x ", wh[1],
+               " pixels before the crop, over the limit of ", opt.max_resized_pixels, " (aspect ratio too extreme)");
   const Image resized = resize_bicubic_pillow(img, wh[0], wh[1]);
   return normalize_to_tensor(center_crop(resized, opt.size, opt.size), opt.norm);
 }

@@ -4,7 +4,7 @@
 // - matvec (M < kGemmMinRows): memory-bound, so it streams each weight row once per activation
 //   row, widening 16-bit weights in registers (F16C / AVX-512 / shifts; see convert.hpp) and
 //   accumulating into f32 batches. Groups of 4 (AVX2) or 8 (AVX-512) weight rows share each
-//   load of x.
+//   load of x; each row is software-prefetched 1 KiB ahead (and into the next group at its end).
 // - GEMM (M >= kGemmMinRows): compute-bound, register-blocked. x is packed once, transposed,
 //   into panels of 2 batches of activation rows; the micro-kernel holds a tile of kNr outputs n
 //   (14 on AVX-512, 6 on AVX2) x 2 batches of rows m in 2 * kNr registers and, per k, broadcasts
@@ -63,17 +63,36 @@ struct GemmShape {
   static constexpr std::int64_t kPanelsPerBlock = 12;
 };
 
+/// How far ahead of its reads the matvec asks for each weight row, in bytes. The rows of a group
+/// are kRows concurrent streams, each a few KiB: hardware prefetchers ramp up too late on each
+/// and stop at every 4 KiB page, so a single thread would otherwise wait on DRAM latency.
+#ifndef LAV2_MATVEC_PREFETCH
+#define LAV2_MATVEC_PREFETCH 1024
+#endif
+inline constexpr std::int64_t kMatvecPrefetchBytes = LAV2_MATVEC_PREFETCH;
+
 /// out[n] = sum_k x[k] * w[n*K + k] for kRows consecutive rows n starting at `w`.
+/// Also prefetches kMatvecPrefetchBytes ahead in every row; near the end of the rows the hint
+/// runs on into the next group's rows (prefetches never fault, past the matrix they are wasted).
 template <class Arch, int kRows, class W>
 inline void matvec_rows(float* out, const float* x, const W* w, std::int64_t K) {
   using B = fbatch<Arch>;
   constexpr std::int64_t kLanes = B::size;
+  constexpr std::int64_t kAhead = kMatvecPrefetchBytes / std::int64_t(sizeof(W));
+  // Cache lines of each row consumed per step of 2 batches: 1 for 16-bit weights on AVX-512.
+  constexpr std::int64_t kLinesPerStep = std::max<std::int64_t>(1, 2 * kLanes * std::int64_t(sizeof(W)) / 64);
   B acc0[kRows], acc1[kRows];
   for (int r = 0; r < kRows; ++r) acc0[r] = acc1[r] = B(0.0f);
+  const char* pf = reinterpret_cast<const char*>(w);
   std::int64_t k = 0;
   for (; k + 2 * kLanes <= K; k += 2 * kLanes) {
     const B x0 = B::load_unaligned(x + k), x1 = B::load_unaligned(x + k + kLanes);
+    // Element k + kAhead of row r, or (past the end of the row) of row r + kRows.
+    const std::int64_t ahead = k + kAhead < K ? k + kAhead : k + kAhead - K + (kRows - 1) * K;
     for (int r = 0; r < kRows; ++r) {
+      if constexpr (kAhead > 0)
+        for (std::int64_t line = 0; line < kLinesPerStep; ++line)
+          __builtin_prefetch(pf + (r * K + ahead) * std::int64_t(sizeof(W)) + 64 * line, 0, 3);
       acc0[r] = xsimd::fma(load_as_f32<Arch>(w + r * K + k), x0, acc0[r]);
       acc1[r] = xsimd::fma(load_as_f32<Arch>(w + r * K + k + kLanes), x1, acc1[r]);
     }

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (clang-14, ASan + UBSan) into build-fuzz/ and runs each on its seed
+# corpus for a fixed time, two at a time. Exits non-zero on any crash, leak, timeout or OOM
+# (the input is saved as build-fuzz/artifacts/<target>-crash-*; reproduce with
+# `build-fuzz/fuzz/fuzz_<target> <file>`).
+#   scripts/fuzz.sh [seconds per target (30)] [targets...]     e.g. scripts/fuzz.sh 600 image cli
+# Environment: LAV2_FUZZ_JOBS targets run in parallel (2); LAV2_FUZZ_MAX_LEN (65536).
+# Seeds: the fixtures in tests/data and the regression corpus tests/corpus, per target below; the
+# working corpus build-fuzz/corpus/<target>/ keeps what the fuzzer finds between runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-30}
+shift || true
+all=(torch_checkpoint torchscript safetensors json_config tokenizer_model tokenizer_json tokenize image cli)
+targets=("$@")
+((${#targets[@]})) || targets=("${all[@]}")
+jobs=${LAV2_FUZZ_JOBS:-2}
+max_len=${LAV2_FUZZ_MAX_LEN:-65536}
+out=build-fuzz
+
+# fuzz_cli links the subcommands' objects of the normal build (LAV2_FUZZ_CLI_FROM, default build/,
+# which scripts/test.sh has just made) when they are newer than every file of cli/ and include/; otherwise it
+# compiles them, which takes minutes (see tests/fuzz/CMakeLists.txt).
+cli_objs=""
+from=${LAV2_FUZZ_CLI_FROM:-build}
+objs=("$from"/cli/CMakeFiles/lav2_cli.dir/cmd_*.cpp.o)
+if [[ -f "${objs[0]}" ]] && ((${#objs[@]} == $(ls cli/cmd_*.cpp | wc -l))) &&
+  [[ -z $(find cli include -type f -newer "$(ls -t "${objs[@]}" | tail -1)") ]]; then
+  cli_objs=$(realpath "${objs[@]}" | paste -sd';')
+fi
+cmake -S . -B $out -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+  -DLAV2_BUILD_FUZZERS=ON -DLAV2_BUILD_TESTS=OFF -DLAV2_BUILD_EXAMPLES=OFF -DLAV2_BUILD_BENCHMARKS=OFF \
+  -DLAV2_INSTALL=OFF -DLAV2_NATIVE=OFF -DLAV2_FUZZ_CLI_OBJECTS="$cli_objs" >/dev/null
+cmake --build $out -j "$(nproc)" --target "${targets[@]/#/fuzz_}"
+
+# ---- seed corpora ------------------------------------------------------------------------------
+seed() {  # seed <target> <files...>: copies the files no larger than max_len into the corpus
+  local dir=$out/corpus/$1
+  shift
+  mkdir -p "$dir"
+  for f in "$@"; do
+    [[ -f "$f" ]] && (($(stat -c %s "$f") <= max_len)) && cp -n "$f" "$dir/seed_$(basename "$(dirname "$f")")_$(basename "$f")"
+  done
+  return 0
+}
+shopt -s nullglob globstar
+seed torch_checkpoint tests/data/io/*.pth tests/data/tiny_adapter/**/*.pth tests/corpus/torch/*.pth
+# the bare pickles inside the fixtures, so the unpickler half starts from real data.pkl streams
+mkdir -p $out/corpus/torch_checkpoint
+python3 - "$out/corpus/torch_checkpoint" tests/data/io/*.pth tests/corpus/torch/*.pth <<'PY'
+import os, sys, zipfile
+for p in sys.argv[2:]:
+    try:
+        with zipfile.ZipFile(p) as z:
+            for n in z.namelist():
+                if n.endswith(".pkl"):
+                    with open(os.path.join(sys.argv[1], "pkl_" + os.path.basename(p) + "_" + os.path.basename(n)), "wb") as f:
+                        f.write(z.read(n))
+    except Exception:
+        pass
+PY
+seed torchscript tests/data/tiny_clip/ts_*.pt tests/corpus/torchscript/*
+seed safetensors tests/data/io/*.safetensors tests/corpus/safetensors/*.safetensors
+seed json_config tests/data/io/*.json tests/data/tiny_llama/tiny/params.json tests/data/tiny_llama_bad/*/params.json \
+  tests/corpus/params/*.json tests/data/tiny_adapter/*/adapter.pth tests/data/tiny_adapter/bad/*.pth
+seed tokenizer_model tests/data/tokenizer/*.model tests/corpus/tokenizer/*.model
+seed tokenizer_json tests/corpus/tokenizer/*.json
+seed image tests/data/images/special/*.png tests/data/images/jpeg/*.jpg tests/data/images/resize/00*.png \
+  tests/corpus/image/*.png tests/corpus/image/*.jpg
+mkdir -p $out/corpus/tokenize $out/corpus/cli
+printf '\x00Hello world, 123 \xc3\xa9t\xc3\xa9' >$out/corpus/tokenize/seed_text
+printf '\x01  two  spaces\xff\xfe broken \xe2\x82' >$out/corpus/tokenize/seed_user
+printf '\x02\x01\x00\x05\x00\xff\x7f\x00\x80\x10\x00' >$out/corpus/tokenize/seed_ids
+printf 'generate\0--llama-dir\0DIR\0--prompt\0hi\0--max-new-tokens\0-5\0--threads\0999999' >$out/corpus/cli/seed_generate
+printf 'generate\0--llama-dir=DIR\0--prompt\0\xff\xfe\0--template\0alpaca-input\0--input\0x\0--json' >$out/corpus/cli/seed_generate2
+printf 'tokenize\0--tokenizer\0tok.model\0--bos\0--\0-text' >$out/corpus/cli/seed_tokenize
+printf 'bench\0--help' >$out/corpus/cli/seed_bench
+printf 'selfcheck' >$out/corpus/cli/seed_selfcheck
+printf -- '--version' >$out/corpus/cli/seed_version
+
+# ---- run -------------------------------------------------------------------------------------------
+mkdir -p $out/artifacts $out/logs
+run_one() {
+  local t=$1 dict=()
+  case $t in torch_checkpoint | torchscript | json_config) dict=(-dict=tests/fuzz/pickle.dict) ;; esac
+  if "$out/fuzz/fuzz_$t" "$out/corpus/$t" "${dict[@]}" -max_total_time="$secs" -max_len="$max_len" -timeout=20 \
+    -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" \
+    >"$out/logs/$t.log" 2>&1; then
+    echo "fuzz: $t ok: $(grep -E '^stat::number_of_executed_units' "$out/logs/$t.log" | awk '{print $2}') runs in ${secs}s"
+  else
+    echo "fuzz: $t FAILED, see $out/logs/$t.log:"
+    grep -E 'ERROR|SUMMARY|Test unit written' "$out/logs/$t.log" | head -5
+    return 1
+  fi
+}
+export -f run_one
+export out secs max_len
+printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'
