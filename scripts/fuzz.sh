@@ -19,14 +19,23 @@ max_len=${LAV2_FUZZ_MAX_LEN:-65536}
 out=build-fuzz
 
 # fuzz_cli links the subcommands' objects of the normal build (LAV2_FUZZ_CLI_FROM, default build/,
-# which scripts/test.sh has just made) when they are newer than every file of cli/ and include/; otherwise it
-# compiles them, which takes minutes (see tests/fuzz/CMakeLists.txt).
+# which scripts/test.sh has just made) when each is newer than every file it was compiled from
+# (ninja's own dependency record); otherwise it compiles them, which takes minutes (see
+# tests/fuzz/CMakeLists.txt).
 cli_objs=""
 from=${LAV2_FUZZ_CLI_FROM:-build}
 objs=("$from"/cli/CMakeFiles/lav2_cli.dir/cmd_*.cpp.o)
-if [[ -f "${objs[0]}" ]] && ((${#objs[@]} == $(ls cli/cmd_*.cpp | wc -l))) &&
-  [[ -z $(find cli include -type f -newer "$(ls -t "${objs[@]}" | tail -1)") ]]; then
+fresh() {  # fresh <object>: no recorded dependency is newer than it
+  local rel=${1#"$from"/} dep
+  ninja -C "$from" -t deps "$rel" 2>/dev/null | grep -q '(VALID)' || return 1
+  while read -r dep; do
+    [[ $dep = /* ]] || dep=$from/$dep
+    [[ -e $dep && ! $dep -nt $1 ]] || return 1
+  done < <(ninja -C "$from" -t deps "$rel" | awk 'NR > 1 && NF { print $1 }')
+}
+if [[ -f "${objs[0]}" ]] && ((${#objs[@]} == $(ls cli/cmd_*.cpp | wc -l))); then
   cli_objs=$(realpath "${objs[@]}" | paste -sd';')
+  for o in "${objs[@]}"; do fresh "$o" || cli_objs=""; done
 fi
 cmake -S . -B $out -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
   -DLAV2_BUILD_FUZZERS=ON -DLAV2_BUILD_TESTS=OFF -DLAV2_BUILD_EXAMPLES=OFF -DLAV2_BUILD_BENCHMARKS=OFF \
@@ -62,7 +71,7 @@ PY
 seed torchscript tests/data/tiny_clip/ts_*.pt tests/corpus/torchscript/*
 seed safetensors tests/data/io/*.safetensors tests/corpus/safetensors/*.safetensors
 seed json_config tests/data/io/*.json tests/data/tiny_llama/tiny/params.json tests/data/tiny_llama_bad/*/params.json \
-  tests/corpus/params/*.json tests/data/tiny_adapter/*/adapter.pth tests/data/tiny_adapter/bad/*.pth
+  tests/corpus/params/*.json tests/data/tiny_adapter/*/adapter.pth tests/data/tiny_adapter/bad/*.pth tests/data/io/nested.pth
 seed tokenizer_model tests/data/tokenizer/*.model tests/corpus/tokenizer/*.model
 seed tokenizer_json tests/corpus/tokenizer/*.json
 seed image tests/data/images/special/*.png tests/data/images/jpeg/*.jpg tests/data/images/resize/00*.png \
