@@ -261,3 +261,10 @@ TEST_CASE("f32 and bf16 base weights run the same instantiations as f16") {
   CHECK(msg.find("unsupported combination") != std::string::npos);
   CHECK(msg.find("bf16") != std::string::npos);
 }
+
+TEST_CASE("fuzz regression: a V1-layout 'adapter_query.weight' that is not a tensor is a load error") {
+  const std::string file = std::string(LAV2_SOURCE_DIR) + "/tests/fuzz/regressions/json_config/adapter_query_not_a_tensor.pth";
+  const std::string msg = error_of([&] { model::load_model(kTiny + "/tiny", 512, 512, file); });
+  CHECK(msg.find("adapter_query_not_a_tensor.pth") != std::string::npos);
+  CHECK(msg.find("'adapter_query.weight' is not a tensor") != std::string::npos);
+}

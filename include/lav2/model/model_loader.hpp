@@ -100,7 +100,10 @@ inline AdapterSpec read_adapter_spec(const io::TorchCheckpoint& ckpt, const Llam
     tensors = ckpt.tensors();
     s.kind = AdapterSpec::Kind::v1;
     s.sizes.query_layer = c.n_layers - 2;  // V1: the last 30 of 32 layers
-    const AnyTensorView& a = tensors.at("adapter_query.weight");
+    const auto it = tensors.find("adapter_query.weight");
+    if (it == tensors.end())
+      LAV2_THROW(load_error, "checkpoint '", file, "': 'adapter_query.weight' is not a tensor");
+    const AnyTensorView& a = it->second;
     if (a.shape.rank != 2 || s.sizes.query_layer <= 0 || a.shape[0] % s.sizes.query_layer != 0)
       LAV2_THROW(load_error, "checkpoint '", file, "': tensor 'adapter_query.weight' has shape ", a.shape.to_string(),
                  ", expected (query_layer * query_len, ", c.dim, ") with query_layer ", s.sizes.query_layer);
@@ -143,7 +146,10 @@ inline AnyModel build_model(const LlamaDir& base, const AdapterSpec& spec, const
     auto it = base.tensors.find(name);
     return it == base.tensors.end() ? nullptr : &it->second;
   };
-  const DType dtype = base.tensors.at("layers.0.attention.wq.weight").dtype;
+  const auto wq = base.tensors.find("layers.0.attention.wq.weight");
+  if (wq == base.tensors.end())
+    LAV2_THROW(load_error, "checkpoint '", base.checkpoint_path, "': tensor 'layers.0.attention.wq.weight' is missing");
+  const DType dtype = wq->second.dtype;
   std::set<std::string> table;
   AnyModel model = visit_variant(spec, dtype, file, [&](auto tag) -> AnyModel {
     using Model = typename decltype(tag)::type;
