@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstring>
+#include <iterator>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -163,4 +165,32 @@ TEST_CASE("corpus: every hostile or edge-case file gives the outcome its .expect
   }
   MESSAGE(cases, " corpus cases, ", accepted, " accepted");
   CHECK(cases >= 150);
+}
+
+TEST_CASE("corpus: readers give the same result on MappedFile::from_buffer as on the file") {
+  using namespace lav2;
+  auto bytes = [](const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  const fs::path pth = kCorpus / "torch" / "views.pth";
+  const std::string b = bytes(pth);
+  io::TorchCheckpoint from_file(pth.string());
+  io::TorchCheckpoint from_mem(io::MappedFile::from_buffer(b.data(), b.size(), "views.pth"));
+  const io::TensorMap a = from_file.tensors(), m = from_mem.tensors();
+  REQUIRE(a.size() == m.size());
+  for (const auto& [name, v] : a) {
+    const AnyTensorView& w = m.at(name);
+    CHECK(v.shape == w.shape);
+    CHECK(v.strides == w.strides);
+    CHECK(std::memcmp(v.data, w.data, dtype_size(v.dtype)) == 0);
+  }
+  // Errors are the same too, naming the buffer's name.
+  const std::string evil = bytes(kCorpus / "torch" / "evil_os_system.pth");
+  CHECK_THROWS_WITH_AS(io::TorchCheckpoint(io::MappedFile::from_buffer(evil.data(), evil.size(), "evil.pth")),
+                       doctest::Contains("checkpoint 'evil.pth': archive/data.pkl"), load_error);
+  const std::string st = bytes(kCorpus / "safetensors" / "good.safetensors");
+  CHECK(io::SafetensorsFile(io::MappedFile::from_buffer(st.data(), st.size(), "g")).tensors().size() ==
+        io::SafetensorsFile((kCorpus / "safetensors" / "good.safetensors").string()).tensors().size());
+  CHECK(io::MappedFile::from_buffer(nullptr, 0, "empty")->data() == nullptr);
 }

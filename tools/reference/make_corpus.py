@@ -446,7 +446,13 @@ case("image", "claims_2p24_square.png", png(1, 1)[:16] + struct.pack(">II", 1 <<
 case("image", "claims_2p31_wide.png", png(1, 1)[:16] + struct.pack(">II", 1 << 31, 1) + png(1, 1)[24:], "limit_error: PNG declares 2147483648 x 1")
 case("image", "claims_zero_width.png", png(1, 1)[:16] + struct.pack(">II", 0, 1) + png(1, 1)[24:], "load_error: declares no valid dimensions")
 full = png(32, 32)
-case("image", "truncated.png", full[: len(full) // 2], "load_error: cannot decode the PNG data")
+case("image", "truncated.png", full[: len(full) // 2], "load_error: past the end of the file (truncated or corrupt)")
+bomb_rows = b"\0" * (64 * 1024 * 1024)  # 64 MiB of zeros in a 64 KiB file, for a 16 x 16 image
+case("image", "deflate_bomb.png", png(16, 16, rows=bomb_rows),
+     "load_error: PNG image data inflates past 2592 bytes, twice what its 16 x 16 header allows (a deflate bomb)")
+case("image", "no_iend.png", full[:-12], "load_error: PNG ends before its IEND chunk")
+case("image", "idat_claims_2gib.png", full[:33] + struct.pack(">I", 0x7FFFFFF0) + full[37:],
+     "load_error: PNG chunk at byte 33 declares 2147483632 bytes, past the end of the file")
 case("image", "truncated_header.png", full[:20], "load_error: PNG header declares no valid dimensions")
 jpg = open(os.path.join(DATA, "images", "jpeg", "noexif.jpg"), "rb").read()
 case("image", "truncated.jpg", jpg[: len(jpg) // 2], "load_error: JPEG ends before its EOI marker")
@@ -470,6 +476,8 @@ case("image", "empty.png", b"", "load_error: not a PNG or JPEG file")
 FOUND = os.path.join(ROOT, "tests", "fuzz", "regressions")
 for reader, name, expect in [
     ("image", "stb_dht_over_256_codes.jpg", "load_error: declares more than 256 codes"),
+    ("image", "stb_idat_realloc_1gib.png", "load_error: past the end of the file"),
+    ("tokenizer", "added_token_id_3.9e19.json", "load_error: added_tokens['<unk>']: id is not an integer in [0, vocab size]"),
 ]:
     with open(os.path.join(FOUND, reader, name), "rb") as f:
         case(reader, "fuzz_" + name, f.read(), expect)

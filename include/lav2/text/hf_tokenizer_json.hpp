@@ -107,7 +107,12 @@ inline HfBpeModel parse_hf_tokenizer_json(std::string_view text, const std::stri
       const std::string content = str_of(t.find("content"));
       if (!idv || idv->kind != JsonValue::Kind::kNumber || content.empty())
         fail("added_tokens", "entry without an integer id and a content");
-      const auto id = static_cast<std::size_t>(idv->number);
+      // Range-check the double before converting it: a cast of 3.9e19 to size_t is undefined
+      // (found by tests/fuzz/fuzz_tokenizer_json, UBSan float-cast-overflow).
+      const double d = idv->number;
+      if (!(d >= 0 && d <= static_cast<double>(m.pieces.size())) || d != static_cast<double>(static_cast<std::int64_t>(d)))
+        fail("added_tokens['" + content + "']", "id is not an integer in [0, vocab size]");
+      const auto id = static_cast<std::size_t>(d);
       if (id == m.pieces.size()) {
         m.pieces.push_back(Piece{content, 0.0f, PieceType::kUserDefined});
         special.push_back(false);

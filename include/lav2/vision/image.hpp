@@ -69,6 +69,8 @@ struct ImageHeader {
   int exif_orientation = 1;  // 1..8; 1 when absent or malformed
   bool jpeg_complete = false;  // the JPEG reaches EOI
   std::size_t jpeg_bad_dht = 0;  // offset of a DHT segment stb_image would overflow on (0: none)
+  bool png_complete = false;     // the chunks, each inside the file, reach IEND
+  std::size_t png_bad_chunk = 0;  // offset of a chunk whose length runs past the file end (0: none)
 };
 
 inline std::uint32_t read_be32(const std::uint8_t* p) {
@@ -169,6 +171,56 @@ inline void walk_jpeg(const std::uint8_t* p, std::size_t n, ImageHeader& h) {
   }
 }
 
+/// Walks a PNG's chunks (`length u32 BE, type[4], data[length], crc u32`) from after the signature
+/// to IEND, checking each lies inside the file. stb_image reallocates its IDAT buffer to a chunk's
+/// declared length before reading it, so a 100-byte file declaring a 2 GiB IDAT made it allocate
+/// 2 GiB (found by tests/fuzz/fuzz_image); such a file never reaches stb now.
+inline void walk_png(const std::uint8_t* p, std::size_t n, ImageHeader& h) {
+  std::size_t pos = 8;
+  while (n - pos >= 12) {
+    const std::uint64_t len = read_be32(p + pos);
+    if (len > 0x7fffffffu || len > n - pos - 12) {
+      h.png_bad_chunk = pos;
+      return;
+    }
+    if (std::memcmp(p + pos + 4, "IEND", 4) == 0) {
+      h.png_complete = true;
+      return;
+    }
+    pos += 12 + std::size_t(len);
+  }
+}
+
+/// Inflates a PNG's image data (its IDAT chunks, concatenated) into a buffer twice the size its
+/// header implies, plus 1 KiB, and throws load_error when it does not fit. stb_image grows its
+/// inflate buffer without bound, so a deflate bomb (1032:1) in a 4 MB file made it allocate 4 GB;
+/// this bounds that allocation by the image size. Called after walk_png() accepted the chunks.
+inline void check_png_inflate(const std::uint8_t* p, std::size_t n, const ImageHeader& h, const std::string& name) {
+  if (n < 29) return;
+  const int channels[] = {1, 0, 3, 1, 2, 0, 4};  // by colour type; 0: invalid, stb rejects it
+  const std::uint8_t depth = p[24], color = p[25];
+  if (color > 6 || channels[color] == 0 || depth == 0 || depth > 16) return;
+  const std::uint64_t bpl = (h.width * depth + 7) / 8;
+  const std::uint64_t limit = 2 * (bpl * h.height * std::uint64_t(channels[color]) + h.height) + 1024;
+  if (limit > std::uint64_t(INT32_MAX))
+    LAV2_THROW(limit_error, "image '", name, "': PNG image data of ", limit / 2, " bytes exceed the decoder's 2 GiB limit");
+  std::string idat;
+  for (std::size_t pos = 8; n - pos >= 12;) {
+    const std::size_t len = read_be32(p + pos);  // walk_png checked it lies inside the file
+    if (std::memcmp(p + pos + 4, "IDAT", 4) == 0) idat.append(reinterpret_cast<const char*>(p + pos + 8), len);
+    if (std::memcmp(p + pos + 4, "IEND", 4) == 0) break;
+    pos += 12 + len;
+  }
+  std::unique_ptr<char[]> out(new char[std::size_t(limit)]);
+  if (stbi_zlib_decode_buffer(out.get(), int(limit), idat.data(), int(idat.size())) < 0) {
+    const char* why = stbi_failure_reason();
+    if (why && std::strcmp(why, "output buffer limit") == 0)
+      LAV2_THROW(load_error, "image '", name, "': PNG image data inflates past ", limit,
+                 " bytes, twice what its ", h.width, " x ", h.height, " header allows (a deflate bomb)");
+    LAV2_THROW(load_error, "image '", name, "': cannot decode the PNG data (", why ? why : "bad zlib stream", ")");
+  }
+}
+
 /// Identifies PNG/JPEG by signature and reads what the container declares.
 inline ImageHeader probe_image(const std::uint8_t* p, std::size_t n) {
   ImageHeader h;
@@ -180,6 +232,7 @@ inline ImageHeader probe_image(const std::uint8_t* p, std::size_t n) {
       h.width = read_be32(p + 16);
       h.height = read_be32(p + 20);
     }
+    walk_png(p, n, h);
   } else if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) {
     h.format = ImageFormat::jpeg;
     walk_jpeg(p, n, h);
@@ -254,6 +307,12 @@ inline Image decode_image(const std::uint8_t* data, std::size_t size, const std:
                " pixels, over the limit of ", limits.max_pixels, " pixels or ", limits.max_side, " per side");
   if (h.format == detail::ImageFormat::jpeg && !h.jpeg_complete)
     LAV2_THROW(load_error, "image '", name, "': JPEG ends before its EOI marker (truncated)");
+  if (h.format == detail::ImageFormat::png && h.png_bad_chunk != 0)
+    LAV2_THROW(load_error, "image '", name, "': PNG chunk at byte ", h.png_bad_chunk, " declares ",
+               detail::read_be32(data + h.png_bad_chunk), " bytes, past the end of the file (truncated or corrupt)");
+  if (h.format == detail::ImageFormat::png && !h.png_complete)
+    LAV2_THROW(load_error, "image '", name, "': PNG ends before its IEND chunk (truncated)");
+  if (h.format == detail::ImageFormat::png) detail::check_png_inflate(data, size, h, name);
   if (h.format == detail::ImageFormat::jpeg && h.jpeg_bad_dht != 0)
     LAV2_THROW(load_error, "image '", name, "': JPEG Huffman table segment (DHT) at byte ", h.jpeg_bad_dht,
                " declares more than 256 codes or runs past its segment (corrupt)");
