@@ -477,6 +477,7 @@ FOUND = os.path.join(ROOT, "tests", "fuzz", "regressions")
 for reader, name, expect in [
     ("image", "stb_dht_over_256_codes.jpg", "load_error: declares more than 256 codes"),
     ("image", "stb_idat_realloc_1gib.png", "load_error: past the end of the file"),
+    ("image", "stb_jpeg_negative_shift.jpg", "load_error: cannot decode the JPEG data (unknown marker)"),
     ("tokenizer", "added_token_id_3.9e19.json", "load_error: added_tokens['<unk>']: id is not an integer in [0, vocab size]"),
 ]:
     with open(os.path.join(FOUND, reader, name), "rb") as f:

