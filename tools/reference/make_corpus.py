@@ -467,6 +467,16 @@ case("image", "thin_1x131072.png", png(1, 131072, rows=b"\0\0\0\0" * 131072),
 dht = jpg.find(b"\xff\xc4")
 case("image", "dht_over_256_codes.jpg", jpg[:dht + 5] + b"\x20" * 16 + jpg[dht + 21:],
      "load_error: JPEG Huffman table segment (DHT) at byte %d declares more than 256 codes" % dht)
+no_dht, pos = bytearray(), 0
+while True:  # drop every DHT segment of a baseline JPEG: its scan then names undefined tables
+    k = jpg.find(b"\xff\xc4", pos)
+    if k < 0 or k > jpg.find(b"\xff\xda"):
+        break
+    no_dht += jpg[pos:k]
+    pos = k + 2 + struct.unpack(">H", jpg[k + 2:k + 4])[0]
+no_dht += jpg[pos:]
+case("image", "no_huffman_tables.jpg", bytes(no_dht),
+     "load_error: decodes with a Huffman table that no earlier DHT segment defines")
 case("image", "bad_crc_ok.png", full[:-4] + b"\0\0\0\0", "accept")  # stb ignores chunk CRCs, as cv2 does
 case("image", "gif.gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "load_error: not a PNG or JPEG file")
 case("image", "pixels_over_limit.png", png(64, 64), "limit_error: over the limit of 1024 pixels", limits="image.max_pixels=1024")
@@ -477,7 +487,8 @@ FOUND = os.path.join(ROOT, "tests", "fuzz", "regressions")
 for reader, name, expect in [
     ("image", "stb_dht_over_256_codes.jpg", "load_error: declares more than 256 codes"),
     ("image", "stb_idat_realloc_1gib.png", "load_error: past the end of the file"),
-    ("image", "stb_jpeg_negative_shift.jpg", "load_error: cannot decode the JPEG data (unknown marker)"),
+    ("image", "stb_jpeg_undefined_huffman_table.jpg", "load_error: decodes with a Huffman table that no earlier DHT segment defines"),
+    ("image", "stb_jpeg_negative_shift.jpg", "load_error: decodes with a Huffman table that no earlier DHT segment defines"),
     ("tokenizer", "added_token_id_3.9e19.json", "load_error: added_tokens['<unk>']: id is not an integer in [0, vocab size]"),
 ]:
     with open(os.path.join(FOUND, reader, name), "rb") as f:

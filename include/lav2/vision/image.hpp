@@ -80,6 +80,7 @@ struct ImageHeader {
   int exif_orientation = 1;  // 1..8; 1 when absent or malformed
   bool jpeg_complete = false;  // the JPEG reaches EOI
   std::size_t jpeg_bad_dht = 0;  // offset of a DHT segment stb_image would overflow on (0: none)
+  std::size_t jpeg_bad_scan = 0;  // offset of an SOS using a Huffman table no DHT defined (0: none)
   bool png_complete = false;     // the chunks, each inside the file, reach IEND
   std::size_t png_bad_chunk = 0;  // offset of a chunk whose length runs past the file end (0: none)
 };
@@ -130,14 +131,35 @@ inline int parse_exif_orientation(const std::uint8_t* p, std::size_t n) {
 /// writes past `stbi__huffman::size[257]` and `values[256]` inside its decoder state (a heap write
 /// that ASan cannot see; found by tests/fuzz/fuzz_image, UBSan index check), and it reads a table
 /// past the end of its segment before noticing. So such a segment never reaches stb.
-inline bool dht_fits_stb(const std::uint8_t* seg, std::size_t n) {
+/// `defined[class][id]` records the tables (class 0 DC, 1 AC; id 0..3) the segment defines.
+inline bool dht_fits_stb(const std::uint8_t* seg, std::size_t n, bool (*defined)[4] = nullptr) {
   std::size_t pos = 0;
   while (pos < n) {
     if (n - pos < 17) return false;
     std::size_t codes = 0;
     for (int k = 1; k <= 16; ++k) codes += seg[pos + std::size_t(k)];
     if (codes > 256 || n - pos - 17 < codes) return false;
+    if (defined && (seg[pos] >> 4) <= 1 && (seg[pos] & 15) <= 3) defined[seg[pos] >> 4][seg[pos] & 15] = true;
     pos += 17 + codes;
+  }
+  return true;
+}
+
+/// True when every Huffman table the scan (SOS segment) decodes with was defined by an earlier DHT.
+/// stb_image decodes with whatever the selected table holds: an undefined one is uninitialised heap
+/// memory, and a symbol index computed from it read `size[-437917507]` (found by
+/// tests/fuzz/fuzz_image). Sequential scans use the DC and the AC table of each component;
+/// progressive ones the DC table in a first DC scan (Ss = 0, Ah = 0), the AC table in AC scans (Ss > 0).
+inline bool sos_tables_defined(const std::uint8_t* seg, std::size_t n, bool progressive, const bool (*defined)[4]) {
+  if (n < 1) return false;
+  const std::size_t ns = seg[0];
+  if (n < 1 + 2 * ns + 3) return false;
+  const std::uint8_t ss = seg[1 + 2 * ns], ah = std::uint8_t(seg[3 + 2 * ns] >> 4);
+  const bool needs_dc = !progressive || (ss == 0 && ah == 0), needs_ac = !progressive || ss > 0;
+  for (std::size_t c = 0; c < ns; ++c) {
+    const std::uint8_t td = std::uint8_t(seg[2 + 2 * c] >> 4), ta = std::uint8_t(seg[2 + 2 * c] & 15);
+    if (needs_dc && (td > 3 || !defined[0][td])) return false;
+    if (needs_ac && (ta > 3 || !defined[1][ta])) return false;
   }
   return true;
 }
@@ -148,7 +170,8 @@ inline bool dht_fits_stb(const std::uint8_t* seg, std::size_t n) {
 /// carry no length. Never reads past `n`.
 inline void walk_jpeg(const std::uint8_t* p, std::size_t n, ImageHeader& h) {
   std::size_t i = 2;  // after SOI
-  bool have_exif = false;
+  bool have_exif = false, progressive = false;
+  bool defined[2][4] = {};  // Huffman tables defined so far: [DC, AC][id]
   while (i < n) {
     if (p[i] != 0xFF) {  // entropy-coded data after SOS
       ++i;
@@ -172,8 +195,11 @@ inline void walk_jpeg(const std::uint8_t* p, std::size_t n, ImageHeader& h) {
     if (sof && seg_n >= 5 && h.width == 0) {
       h.height = read_be16(seg + 1);
       h.width = read_be16(seg + 3);
-    } else if (m == 0xC4 && h.jpeg_bad_dht == 0 && !dht_fits_stb(seg, seg_n)) {
-      h.jpeg_bad_dht = i - 2;
+      progressive = m == 0xC2;
+    } else if (m == 0xC4) {
+      if (!dht_fits_stb(seg, seg_n, defined) && h.jpeg_bad_dht == 0) h.jpeg_bad_dht = i - 2;
+    } else if (m == 0xDA) {
+      if (!sos_tables_defined(seg, seg_n, progressive, defined) && h.jpeg_bad_scan == 0) h.jpeg_bad_scan = i - 2;
     } else if (m == 0xE1 && !have_exif && seg_n >= 6 && std::memcmp(seg, "Exif\0\0", 6) == 0) {
       have_exif = true;
       h.exif_orientation = parse_exif_orientation(seg, seg_n);
@@ -327,6 +353,9 @@ inline Image decode_image(const std::uint8_t* data, std::size_t size, const std:
   if (h.format == detail::ImageFormat::jpeg && h.jpeg_bad_dht != 0)
     LAV2_THROW(load_error, "image '", name, "': JPEG Huffman table segment (DHT) at byte ", h.jpeg_bad_dht,
                " declares more than 256 codes or runs past its segment (corrupt)");
+  if (h.format == detail::ImageFormat::jpeg && h.jpeg_bad_scan != 0)
+    LAV2_THROW(load_error, "image '", name, "': JPEG scan (SOS) at byte ", h.jpeg_bad_scan,
+               " decodes with a Huffman table that no earlier DHT segment defines (corrupt)");
   if (size > std::size_t(INT32_MAX))
     LAV2_THROW(limit_error, "image '", name, "': ", size, " bytes exceed the decoder's 2 GiB limit");
 
