@@ -89,13 +89,25 @@ printf -- '--version' >$out/corpus/cli/seed_version
 
 # ---- run -------------------------------------------------------------------------------------------
 mkdir -p $out/artifacts $out/logs
+# Under CI the schedule is deterministic: a fixed seed and a fixed number of runs per target (about
+# 30 s each on the 2-core CI machine, measured), so a green submission stays green and CI never fails
+# on a finding that depends on timing; max_total_time only caps a slower machine. Outside CI: a
+# random seed for `secs` seconds each, to explore.
+ci_runs() {  # ci_runs <target>: runs in ~30 s at the measured rates
+  case $1 in
+    image) echo 40000 ;; cli) echo 30000 ;; tokenizer_model) echo 150000 ;; torch_checkpoint) echo 240000 ;;
+    json_config) echo 280000 ;; tokenize) echo 280000 ;; safetensors) echo 380000 ;; torchscript) echo 480000 ;;
+    tokenizer_json) echo 700000 ;; *) echo 100000 ;;
+  esac
+}
 run_one() {
-  local t=$1 dict=()
+  local t=$1 dict=() schedule=(-max_total_time="$secs")
   case $t in torch_checkpoint | torchscript | json_config) dict=(-dict=tests/fuzz/pickle.dict) ;; esac
-  if "$out/fuzz/fuzz_$t" "$out/corpus/$t" "${dict[@]}" -max_total_time="$secs" -max_len="$max_len" -timeout=20 \
+  [[ -n "${CI:-}" ]] && schedule=(-seed=1 -runs="$(ci_runs "$t")" -max_total_time=$((secs * 4)))
+  if "$out/fuzz/fuzz_$t" "$out/corpus/$t" "${dict[@]}" "${schedule[@]}" -max_len="$max_len" -timeout=20 \
     -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" \
     >"$out/logs/$t.log" 2>&1; then
-    echo "fuzz: $t ok: $(grep -E '^stat::number_of_executed_units' "$out/logs/$t.log" | awk '{print $2}') runs in ${secs}s"
+    echo "fuzz: $t ok: $(grep -E '^stat::number_of_executed_units' "$out/logs/$t.log" | awk '{print $2}') runs"
   else
     echo "fuzz: $t FAILED, see $out/logs/$t.log:"
     grep -E 'ERROR|SUMMARY|Test unit written' "$out/logs/$t.log" | head -5
