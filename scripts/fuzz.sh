@@ -114,6 +114,6 @@ run_one() {
     return 1
   fi
 }
-export -f run_one
+export -f run_one ci_runs
 export out secs max_len
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'
