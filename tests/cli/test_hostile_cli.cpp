@@ -9,6 +9,8 @@
 #include <string>
 #include <sys/wait.h>
 
+#include "cli/cli_runner.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -17,30 +19,9 @@ const std::string kCorpus = std::string(LAV2_SOURCE_DIR) + "/tests/corpus";
 const std::string kTiny = kData + "/tiny_llama/tiny";
 const std::string kTok = kData + "/tiny_llama/tokenizer.model";
 
-struct Run {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-std::string sh_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-Run run_lav2(const std::string& args) {
-  const std::string cmd = sh_quote(LAV2_CLI_PATH) + " " + args + " 2>&1";
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  REQUIRE_MESSAGE(WIFEXITED(status), "lav2 ", args, " was killed by a signal");
-  r.code = WEXITSTATUS(status);
-  return r;
-}
+using Run = lav2::test::CliResult;
+std::string sh_quote(const std::string& s) { return lav2::test::shell_quote(s); }
+Run run_lav2(const std::string& args) { return lav2::test::run_cli(args); }
 
 bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
