@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -39,6 +41,47 @@ TEST_CASE("nested parallel_for runs serially instead of deadlocking") {
       pool.parallel_for(5, [&](std::int64_t b2, std::int64_t e2) { count += int(e2 - b2); });
   });
   CHECK(count == 20);
+}
+
+TEST_CASE("parallel_for_dynamic hands out grain-aligned blocks, each exactly once") {
+  for (int threads : {1, 2, 3}) {
+    lav2::ThreadPool pool(threads);
+    for (std::int64_t n : {0, 1, 5, 64, 1001}) {
+      for (std::int64_t grain : {1, 7, 64}) {
+        std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
+        std::atomic<bool> aligned{true};
+        pool.parallel_for_dynamic(n, [&](std::int64_t b, std::int64_t e) {
+          if (b % grain != 0 || e != std::min(b + grain, n)) aligned = false;
+          for (std::int64_t i = b; i < e; ++i) hits[std::size_t(i)]++;
+        }, grain);
+        CHECK(aligned.load());
+        for (auto& h : hits) CHECK(h.load() == 1);
+      }
+    }
+  }
+}
+
+TEST_CASE("parallel_for_dynamic rethrows, nests serially and uses every thread when blocks are slow") {
+  lav2::ThreadPool pool(2);
+  CHECK_THROWS_AS(pool.parallel_for_dynamic(100, [](std::int64_t b, std::int64_t) {
+    if (b == 50) LAV2_THROW(lav2::input_error, "block ", b);
+  }, 10), lav2::input_error);
+  std::atomic<int> count{0};
+  pool.parallel_for_dynamic(4, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i)
+      pool.parallel_for_dynamic(5, [&](std::int64_t b2, std::int64_t e2) { count += int(e2 - b2); }, 2);
+  }, 1);
+  CHECK(count == 20);
+  // With blocks that take a while, the worker claims some: the caller does not run them all.
+  std::mutex m;
+  std::vector<std::thread::id> ids;
+  pool.parallel_for_dynamic(8, [&](std::int64_t, std::int64_t) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::lock_guard<std::mutex> l(m);
+    ids.push_back(std::this_thread::get_id());
+  }, 1);
+  CHECK(ids.size() == 8);
+  CHECK(std::count(ids.begin(), ids.end(), std::this_thread::get_id()) < 8);
 }
 
 TEST_CASE("thread counts outside [0, 1024] are an input error") {

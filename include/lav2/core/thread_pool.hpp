@@ -1,9 +1,14 @@
-// A small persistent thread pool with a static-partition parallel_for.
+// A small persistent thread pool with a static-partition parallel_for and a self-scheduling
+// parallel_for_dynamic.
 //
 // Determinism: parallel_for splits [0, n) into contiguous chunks, chunk t always goes to thread t
 // (the caller is thread 0), and each index is handled by exactly one thread with the same code a
 // single thread would run. Kernels that compute each output element inside one chunk therefore
-// give bit-identical results for any thread count.
+// give bit-identical results for any thread count. parallel_for_dynamic hands out blocks of
+// `grain` indices from a shared counter instead: which thread runs a block varies from call to
+// call, so it is for kernels whose result for an index does not depend on the block boundaries
+// or the thread (matmul rows): then it is as deterministic, and a thread that the OS or the
+// hypervisor delays no longer holds up the whole call by its static share.
 //
 // Latency: a decode step runs a few dozen parallel_for calls of ~0.1-2 ms each, so waking the
 // workers must cost microseconds, not a futex round trip per call. The job is handed over
@@ -71,12 +76,45 @@ class ThreadPool {
       fn(std::int64_t(0), n);
       return;
     }
+    run_job_(n, chunks, /*grain=*/0, fn);
+  }
+
+  /// \brief Runs fn(begin, end) over [0, n) in blocks of `grain` indices (the last may be
+  /// shorter, each block starts at a multiple of `grain`) that the threads claim from a shared
+  /// counter until none is left. Serial (one fn(0, n) call per block, in order) when the pool
+  /// has one thread or when called from inside a running parallel region.
+  template <class F>
+  void parallel_for_dynamic(std::int64_t n, F&& fn, std::int64_t grain) {
+    if (n <= 0) return;
+    grain = std::max<std::int64_t>(grain, 1);
+    const std::int64_t blocks = (n + grain - 1) / grain;
+    if (blocks <= 1 || n_threads_ <= 1 || in_region_flag_()) {
+      for (std::int64_t b = 0; b < n; b += grain) fn(b, std::min(b + grain, n));
+      return;
+    }
+    run_job_(n, std::min<std::int64_t>(n_threads_, blocks), grain, fn);
+  }
+
+  /// Chunk `c` of `chunks` over [0, n): the boundaries parallel_for uses.
+  static std::pair<std::int64_t, std::int64_t> chunk_range(std::int64_t n, std::int64_t chunks, std::int64_t c) {
+    const std::int64_t base = n / chunks, extra = n % chunks;
+    const std::int64_t begin = c * base + std::min(c, extra);
+    return {begin, begin + base + (c < extra ? 1 : 0)};
+  }
+
+ private:
+  /// Publishes one job to the workers, runs the caller's share, waits for the rest. grain 0:
+  /// static chunks; otherwise blocks of `grain` claimed from job_next_ by `chunks` threads.
+  template <class F>
+  void run_job_(std::int64_t n, std::int64_t chunks, std::int64_t grain, F& fn) {
     using Fn = std::remove_reference_t<F>;
     std::lock_guard<std::mutex> job_lock(job_mutex_);  // one parallel_for at a time per pool
     job_fn_ = [](const void* ctx, std::int64_t b, std::int64_t e) { (*static_cast<Fn*>(const_cast<void*>(ctx)))(b, e); };
     job_ctx_ = static_cast<const void*>(std::addressof(fn));
     job_n_ = n;
     job_chunks_ = chunks;
+    job_grain_ = grain;
+    job_next_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
     // Every worker acknowledges every job, even one with fewer chunks than threads: then no worker
     // can still be reading this job's fields when the next one is published.
@@ -98,14 +136,6 @@ class ThreadPool {
     if (error_) std::rethrow_exception(error_);
   }
 
-  /// Chunk `c` of `chunks` over [0, n): the boundaries parallel_for uses.
-  static std::pair<std::int64_t, std::int64_t> chunk_range(std::int64_t n, std::int64_t chunks, std::int64_t c) {
-    const std::int64_t base = n / chunks, extra = n % chunks;
-    const std::int64_t begin = c * base + std::min(c, extra);
-    return {begin, begin + base + (c < extra ? 1 : 0)};
-  }
-
- private:
   static bool& in_region_flag_() {
     thread_local bool flag = false;
     return flag;
@@ -134,10 +164,18 @@ class ThreadPool {
   }
 
   void run_chunk_(std::int64_t c) {
-    const auto [b, e] = chunk_range(job_n_, job_chunks_, c);
     in_region_flag_() = true;
     try {
-      if (b < e) job_fn_(job_ctx_, b, e);
+      if (job_grain_ == 0) {
+        const auto [b, e] = chunk_range(job_n_, job_chunks_, c);
+        if (b < e) job_fn_(job_ctx_, b, e);
+      } else {
+        for (;;) {
+          const std::int64_t b = job_next_.fetch_add(job_grain_, std::memory_order_relaxed);
+          if (b >= job_n_) break;
+          job_fn_(job_ctx_, b, std::min(b + job_grain_, job_n_));
+        }
+      }
     } catch (...) {
       std::lock_guard<std::mutex> l(mutex_);
       if (!error_) error_ = std::current_exception();
@@ -174,7 +212,8 @@ class ThreadPool {
   // The current job; written by the caller before generation_ is bumped, read by workers after.
   void (*job_fn_)(const void*, std::int64_t, std::int64_t) = nullptr;
   const void* job_ctx_ = nullptr;
-  std::int64_t job_n_ = 0, job_chunks_ = 0;
+  std::int64_t job_n_ = 0, job_chunks_ = 0, job_grain_ = 0;
+  std::atomic<std::int64_t> job_next_{0};  // next unclaimed index of a dynamic job
   std::exception_ptr error_;  // guarded by mutex_ while a job runs
   std::atomic<int> pending_{0};
   std::atomic<std::uint64_t> generation_{0};

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "lav2/core/thread_pool.hpp"
+#include "lav2/kernels/epilogue.hpp"
 #include "lav2/kernels/ref/matmul.hpp"
 #include "lav2/kernels/ref/ops.hpp"
 #include "lav2/tensor/dtype.hpp"
@@ -40,7 +41,9 @@ inline const char* kernel_arch_name() {
 #endif
 }
 
-/// \brief out[M, N] = x[M, K] · w[N, K]^T: nn.Linear without bias, weights as PyTorch stores them.
+/// \brief out[M, N] = x[M, K] · w[N, K]^T: nn.Linear, weights as PyTorch stores them; `ep`
+/// optionally adds the bias and/or accumulates into `out` (a residual) in the same pass
+/// (epilogue.hpp: the same bits as separate adds).
 /// \tparam W float, f16_t or bf16_t; 16-bit weights are widened exactly to f32 before multiplying.
 /// \param pool threads to split the N output features over; each output is computed by one
 ///   thread, so results are bit-identical for any pool size. M < 4 uses the matvec path (one
@@ -48,11 +51,11 @@ inline const char* kernel_arch_name() {
 ///   k = 0..K-1 (simd/matmul.hpp). The two paths may differ in the last bits for the same row.
 template <class W>
 void matmul(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M, std::int64_t N,
-            std::int64_t K) {
+            std::int64_t K, Epilogue ep = {}) {
 #if LAV2_USE_SIMD
-  simd::matmul_fn{}(xsimd::default_arch{}, pool, out, x, w, M, N, K);
+  simd::matmul_fn{}(xsimd::default_arch{}, pool, out, x, w, M, N, K, ep);
 #else
-  ref::matmul(pool, out, x, w, M, N, K);
+  ref::matmul(pool, out, x, w, M, N, K, ep);
 #endif
 }
 

@@ -50,9 +50,16 @@ struct KernelTable {
 
 /// \brief The scalar reference kernels.
 inline KernelTable ref_table() {
+  // ref::matmul without its epilogue argument (a default argument does not survive decay).
+  KernelTable::MatmulFn<float> mm_f32 = [](ThreadPool& p, float* o, const float* x, const float* w, std::int64_t M,
+                                           std::int64_t N, std::int64_t K) { ref::matmul(p, o, x, w, M, N, K); };
+  KernelTable::MatmulFn<f16_t> mm_f16 = [](ThreadPool& p, float* o, const float* x, const f16_t* w, std::int64_t M,
+                                           std::int64_t N, std::int64_t K) { ref::matmul(p, o, x, w, M, N, K); };
+  KernelTable::MatmulFn<bf16_t> mm_bf16 = [](ThreadPool& p, float* o, const float* x, const bf16_t* w, std::int64_t M,
+                                             std::int64_t N, std::int64_t K) { ref::matmul(p, o, x, w, M, N, K); };
   return {ref::dot, ref::axpy, ref::add, ref::rmsnorm, ref::layernorm, ref::rope_interleaved, ref::softmax,
           ref::silu, ref::swiglu, ref::gelu_erf, ref::quick_gelu, ref::attention_head, ref::adapter_attention_head,
-          ref::matmul<float>, ref::matmul<f16_t>, ref::matmul<bf16_t>, ref::convert_f16_to_f32,
+          mm_f32, mm_f16, mm_bf16, ref::convert_f16_to_f32,
           ref::convert_f32_to_f16, ref::convert_bf16_to_f32, ref::convert_f32_to_bf16};
 }
 

@@ -266,20 +266,20 @@ class ClipVisionModel {
     kernels::add(x.data(), w.positional_embedding.data(), T * C);
     detail::layernorm_rows(pool, x.data(), x.data(), w.ln_pre_weight.data(), w.ln_pre_bias.data(), T, C, kEps);
 
-    Tensor<float> h(Shape{T, C}), qkv(Shape{T, 3 * C}), att(Shape{T, C}), o(Shape{T, C}), f(Shape{T, H});
+    Tensor<float> h(Shape{T, C}), qkv(Shape{T, 3 * C}), att(Shape{T, C}), f(Shape{T, H});
     for (const ClipLayerWeights<W>& l : w.layers) {
       // x = x + out_proj(MHA(ln_1(x)))
       detail::layernorm_rows(pool, h.data(), x.data(), l.ln_1_weight.data(), l.ln_1_bias.data(), T, C, kEps);
       detail::linear(pool, qkv.data(), h.data(), l.in_proj_weight.data(), l.in_proj_bias.data(), T, 3 * C, C);
       detail::self_attention(pool, att.data(), qkv.data(), T, T, C, c.n_heads);
-      detail::linear(pool, o.data(), att.data(), l.out_proj_weight.data(), l.out_proj_bias.data(), T, C, C);
-      kernels::add(x.data(), o.data(), T * C);
+      detail::linear(pool, x.data(), att.data(), l.out_proj_weight.data(), l.out_proj_bias.data(), T, C, C,
+                     /*residual=*/true);
       // x = x + c_proj(QuickGELU(c_fc(ln_2(x))))
       detail::layernorm_rows(pool, h.data(), x.data(), l.ln_2_weight.data(), l.ln_2_bias.data(), T, C, kEps);
       detail::linear(pool, f.data(), h.data(), l.c_fc_weight.data(), l.c_fc_bias.data(), T, H, C);
       pool.parallel_for(T, [&](std::int64_t r0, std::int64_t r1) { kernels::quick_gelu(f.data() + r0 * H, (r1 - r0) * H); }, 16);
-      detail::linear(pool, o.data(), f.data(), l.c_proj_weight.data(), l.c_proj_bias.data(), T, C, H);
-      kernels::add(x.data(), o.data(), T * C);
+      detail::linear(pool, x.data(), f.data(), l.c_proj_weight.data(), l.c_proj_bias.data(), T, C, H,
+                     /*residual=*/true);
     }
     // ln_post and proj on every token (clip_encode_image), not only [CLS].
     detail::layernorm_rows(pool, x.data(), x.data(), w.ln_post_weight.data(), w.ln_post_bias.data(), T, C, kEps);

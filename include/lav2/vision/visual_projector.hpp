@@ -156,7 +156,7 @@ class VisualProjector {
     detail::linear(pool, x.data() + Q * C, clip_features.data(), w.clip_proj_weight.data(), w.clip_proj_bias.data(), T, C, cfg_.clip_dim);
     detail::layernorm_rows(pool, x.data() + Q * C, x.data() + Q * C, w.clip_proj_norm_weight.data(), w.clip_proj_norm_bias.data(), T, C, kEps);
 
-    Tensor<float> h(Shape{N, C}), qkv(Shape{N, 3 * C}), att(Shape{N, C}), o(Shape{N, C}), f(Shape{N, std::max<std::int64_t>(H, 1)});
+    Tensor<float> h(Shape{N, C}), qkv(Shape{N, 3 * C}), att(Shape{N, C}), f(Shape{N, std::max<std::int64_t>(H, 1)});
     for (std::size_t bi = 0; bi < w.blocks.size(); ++bi) {
       const VisualBlockWeights& b = w.blocks[bi];
       // Rows that must leave this block: all, except in the last block only the Q queries.
@@ -165,14 +165,14 @@ class VisualProjector {
       detail::layernorm_rows(pool, h.data(), x.data(), b.norm1_weight.data(), b.norm1_bias.data(), N, C, kEps);
       detail::linear(pool, qkv.data(), h.data(), b.qkv_weight.data(), b.qkv_bias.data(), N, 3 * C, C);
       detail::self_attention(pool, att.data(), qkv.data(), N, R, C, cfg_.n_heads);
-      detail::linear(pool, o.data(), att.data(), b.proj_weight.data(), b.proj_bias.data(), R, C, C);
-      kernels::add(x.data(), o.data(), R * C);
+      detail::linear(pool, x.data(), att.data(), b.proj_weight.data(), b.proj_bias.data(), R, C, C,
+                     /*residual=*/true);
       // x = x + fc2(GELU(fc1(norm2(x))))
       detail::layernorm_rows(pool, h.data(), x.data(), b.norm2_weight.data(), b.norm2_bias.data(), R, C, kEps);
       detail::linear(pool, f.data(), h.data(), b.fc1_weight.data(), b.fc1_bias.data(), R, H, C);
       pool.parallel_for(R, [&](std::int64_t r0, std::int64_t r1) { kernels::gelu_erf(f.data() + r0 * H, (r1 - r0) * H); }, 16);
-      detail::linear(pool, o.data(), f.data(), b.fc2_weight.data(), b.fc2_bias.data(), R, C, H);
-      kernels::add(x.data(), o.data(), R * C);
+      detail::linear(pool, x.data(), f.data(), b.fc2_weight.data(), b.fc2_bias.data(), R, C, H,
+                     /*residual=*/true);
     }
     // vq = visual_proj_norm(visual_proj(x[:Q]))
     Tensor<float> vq(Shape{Q, D});

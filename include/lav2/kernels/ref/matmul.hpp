@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "lav2/core/thread_pool.hpp"
+#include "lav2/kernels/epilogue.hpp"
 #include "lav2/tensor/dtype.hpp"
 
 namespace lav2::kernels::ref {
@@ -13,11 +14,12 @@ namespace lav2::kernels::ref {
 /// \tparam W weight element type: float, f16_t or bf16_t; widened to f32 exactly, then multiplied.
 /// \param out (M, N) row-major, \param x (M, K) row-major activations,
 /// \param w (N, K) row-major, as PyTorch stores a Linear's weight ([out_features, in_features]).
-/// Each sum accumulates in double from k = 0 up (see ops.hpp). Work is split over the N output
-/// features, so every output is computed by one thread: the result is the same for any pool size.
+/// Each sum accumulates in double from k = 0 up (see ops.hpp), is rounded to f32, then goes
+/// through `ep` (bias, residual; epilogue.hpp). Work is split over the N output features, so
+/// every output is computed by one thread: the result is the same for any pool size.
 template <class W>
 void matmul(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M, std::int64_t N,
-            std::int64_t K) {
+            std::int64_t K, Epilogue ep = {}) {
   pool.parallel_for(
       N,
       [&](std::int64_t n_begin, std::int64_t n_end) {
@@ -27,7 +29,7 @@ void matmul(ThreadPool& pool, float* out, const float* x, const W* w, std::int64
             const W* wn = w + n * K;  // (K): row n of the weight
             double sum = 0.0;
             for (std::int64_t k = 0; k < K; ++k) sum += double(xm[k]) * double(to_f32(wn[k]));
-            out[m * N + n] = float(sum);
+            out[m * N + n] = ep.apply(float(sum), n, out[m * N + n]);
           }
         }
       },

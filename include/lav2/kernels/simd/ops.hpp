@@ -74,7 +74,7 @@ struct dot_fn {
     float sum = detail::reduce_sum<Arch>(n, [a, b](const B& acc, std::int64_t i) {
       return xsimd::fma(B::load_unaligned(a + i), B::load_unaligned(b + i), acc);
     });
-    for (std::int64_t i = detail::tail_start<Arch>(n); i < n; ++i) sum += a[i] * b[i];
+    for (std::int64_t i = detail::tail_start<Arch>(n); i < n; ++i) sum = std::fma(a[i], b[i], sum);  // explicit: contraction would vary by instantiation
     return sum;
   }
 };

@@ -89,13 +89,12 @@ inline void layernorm_rows(ThreadPool& pool, float* out, const float* x, const f
   }, 16);
 }
 
-/// out[M, N] = x[M, K] · w[N, K]^T + bias[N] (nn.Linear); bias may be null.
+/// out[M, N] = x[M, K] · w[N, K]^T + bias[N] (nn.Linear); bias may be null. With `residual`,
+/// out += that instead (x = x + f(x) of a pre-norm block), fused into the GEMM's store.
 template <class W>
 void linear(ThreadPool& pool, float* out, const float* x, const W* w, const float* bias, std::int64_t M,
-            std::int64_t N, std::int64_t K) {
-  kernels::matmul(pool, out, x, w, M, N, K);
-  if (bias)
-    for (std::int64_t r = 0; r < M; ++r) kernels::add(out + r * N, bias, N);
+            std::int64_t N, std::int64_t K, bool residual = false) {
+  kernels::matmul(pool, out, x, w, M, N, K, kernels::Epilogue{bias, residual});
 }
 
 /// Multi-head self-attention without mask over `qkv` [n_tokens, 3*width] (rows q | k | v, heads

@@ -1,0 +1,348 @@
+// The compute-bound path of matmul: out[M, N] = x[M, K] · w[N, K]^T for M >= kGemmMinRows.
+//
+// Register blocking: x is packed once, transposed, into panels of kMc = 2 batches of activation
+// rows; the micro-kernel holds a tile of kNr outputs n (14 on AVX-512, 6 on AVX2) x 2 batches of
+// rows m in 2 * kNr registers and, per k, broadcasts one weight of each of the kNr rows into
+// 2 * kNr FMAs. Alone, with its operands in L1/L2, it runs at 0.98-0.99 of the FMA-peak probe.
+//
+// Feeding it: each thread widens (f16/bf16) or copies (f32) a chunk of its weight rows, kKc
+// inputs at a time, into an L2-resident f32 block with a compile-time row stride (every broadcast
+// is a constant offset from one pointer) and runs every panel of x against it, so the weights are
+// read from memory once per call. The next block's cache lines are prefetched a few per k step
+// *inside* the micro-kernels of the current block: issued in one burst before the block (as
+// session 1 did), they overflowed the core's miss buffers and stalled it, and the widening pass
+// that followed took 30% of the time at M = 64.
+//
+// Determinism: work is split over N only, so each output is computed by one thread with the same
+// instructions for any thread count; output (m, n) is one FMA chain over k = 0, 1, ..., K-1 in
+// order (the tile is stored and reloaded between kKc blocks, which does not change the chain).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <new>
+
+#include "lav2/core/thread_pool.hpp"
+#include "lav2/kernels/epilogue.hpp"
+#include "lav2/kernels/simd/convert.hpp"
+#include "lav2/tensor/dtype.hpp"
+
+namespace lav2::kernels::simd::detail {
+
+/// Below this many activation rows, matmul runs the matvec path once per row.
+inline constexpr std::int64_t kGemmMinRows = 4;
+
+/// GEMM blocking for one arch. The micro-tile is kNr weight rows (outputs n) x kMb batches of
+/// activation rows (m): kNr * kMb accumulators + kMb activation loads + 1 broadcast registers.
+/// AVX-512 (32 registers): 14 x 2 = 28 + 2 + 1 = 31; AVX2 and narrower (16): 6 x 2 = 12 + 3 = 15.
+/// Either way >= 12 independent FMA chains cover FMA latency x throughput (4 x 2 on Zen 4/5, Intel).
+template <class Arch>
+struct GemmShape {
+  static constexpr std::int64_t kLanes = fbatch<Arch>::size;
+  static constexpr std::int64_t kNr = kLanes >= 16 ? 14 : 6;  // weight rows per micro-tile
+  static constexpr std::int64_t kMb = 2;                      // activation batches per micro-tile
+  static constexpr std::int64_t kMc = kMb * kLanes;           // activation rows per packed panel
+  // Inputs per block: a panel block of x (kKc x kMc f32 = 32 KiB on AVX-512) and the tile's
+  // weights (kNr x kKc f32 = 14 KiB) come from L1/L2.
+  static constexpr std::int64_t kKc = 256;
+  // Weight-row blocks per chunk: the chunk's widened weights (kChunk * kNr x kKc f32, 112 KiB)
+  // and tile accumulators (kChunk * kNr x M) stay in L2 while x streams through once per chunk.
+  static constexpr std::int64_t kChunk = 8;
+  // Panels of x per inner block: kKc x kMcBlock * kMc f32 = 384 KiB of L2, reused by every
+  // weight block of the chunk.
+  static constexpr std::int64_t kPanelsPerBlock = 12;
+};
+
+/// 64-byte aligned, uninitialised scratch of floats.
+class AlignedBuffer {
+ public:
+  explicit AlignedBuffer(std::int64_t n)
+      : data_(static_cast<float*>(::operator new(std::size_t(std::max<std::int64_t>(n, 1)) * sizeof(float),
+                                                 std::align_val_t(64)))) {}
+  float* get() { return data_.get(); }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { ::operator delete(p, std::align_val_t(64)); }
+  };
+  std::unique_ptr<float, Free> data_;
+};
+
+/// Scratch of `n` floats owned by the calling thread, one per `Tag`, reused across calls: a GEMM
+/// needs megabytes for packed x, and fresh pages would fault on every call. Requests above
+/// kMaxKeptFloats (64 MiB) get a buffer of their own in `fallback`, freed with it, so a
+/// one-off huge prefill does not pin its scratch for the life of the thread.
+template <class Tag>
+inline float* thread_scratch(std::int64_t n, std::unique_ptr<AlignedBuffer>& fallback) {
+  constexpr std::int64_t kMaxKeptFloats = std::int64_t(16) << 20;
+  if (n > kMaxKeptFloats) {
+    fallback = std::make_unique<AlignedBuffer>(n);
+    return fallback->get();
+  }
+  thread_local std::unique_ptr<AlignedBuffer> kept;
+  thread_local std::int64_t capacity = 0;
+  if (n > capacity) {
+    kept.reset();  // free before allocating the larger one
+    kept = std::make_unique<AlignedBuffer>(n);
+    capacity = n;
+  }
+  return kept->get();
+}
+struct PackedXTag {};
+struct TileTag {};
+struct WideTag {};
+
+/// Walks the cache lines of `rows` byte ranges [start, start + bytes) spaced `stride` bytes
+/// apart, prefetching one line (into L2) per next(). Lines are 64-byte aligned; a range that
+/// starts mid-line covers the line it starts in.
+class LinePrefetcher {
+ public:
+  LinePrefetcher() = default;
+  LinePrefetcher(const void* start, std::int64_t bytes, std::int64_t stride, std::int64_t rows) : stride_(stride) {
+    if (rows <= 0 || bytes <= 0) return;
+    const auto s = reinterpret_cast<std::uintptr_t>(start);
+    const std::uintptr_t first = s & ~std::uintptr_t(63), last = (s + std::uintptr_t(bytes) - 1) & ~std::uintptr_t(63);
+    lines_per_row_ = std::int64_t((last - first) / 64) + 1;
+    row_ = line_ = reinterpret_cast<const char*>(first);
+    remaining_ = rows * lines_per_row_;
+  }
+  std::int64_t remaining() const { return remaining_; }
+  void next() {
+    if (remaining_ <= 0) return;
+    __builtin_prefetch(line_, 0, 2);
+    --remaining_;
+    line_ += 64;
+    if (++col_ == lines_per_row_) {
+      col_ = 0;
+      row_ += stride_;
+      line_ = row_;
+    }
+  }
+  void drain() {
+    while (remaining_ > 0) next();
+  }
+
+ private:
+  const char* row_ = nullptr;
+  const char* line_ = nullptr;
+  std::int64_t stride_ = 0, lines_per_row_ = 1, col_ = 0, remaining_ = 0;
+};
+
+#if defined(__AVX512F__)
+/// Transposes a 16 x 16 block in registers: on return r[i] holds column i of the rows given.
+/// Three rounds of in-lane unpacks and 128-bit lane shuffles, 64 shuffles for 256 floats.
+inline void transpose_16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // r[4q + c] now holds rows 4q..4q+3 of columns c, c+4, c+8, c+12 (one per 128-bit lane).
+  for (int q = 0; q < 4; ++q) {
+    const __m512d a = _mm512_castps_pd(t[4 * q]), b = _mm512_castps_pd(t[4 * q + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * q + 2]), d = _mm512_castps_pd(t[4 * q + 3]);
+    r[4 * q + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int c = 0; c < 4; ++c) {
+    // Lanes (rows 0-3 | 0-3 | 4-7 | 4-7) of columns (c | c+8 | c | c+8), and likewise +4.
+    const __m512 lo01 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), hi01 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);
+    const __m512 lo23 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88),
+                 hi23 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
+    t[c] = _mm512_shuffle_f32x4(lo01, lo23, 0x88);
+    t[c + 8] = _mm512_shuffle_f32x4(lo01, lo23, 0xdd);
+    t[c + 4] = _mm512_shuffle_f32x4(hi01, hi23, 0x88);
+    t[c + 12] = _mm512_shuffle_f32x4(hi01, hi23, 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+#endif
+
+/// Packs x (M, K) transposed into panels of kMc activation rows: panel p holds
+/// xt[k][j] = x[p*kMc + j][k] at p*K*kMc + k*kMc + j, zero for rows >= M. Threads claim panels.
+/// Works in blocks of 16 rows x 16 inputs: each source row's run is one cache line, read whole,
+/// and (on AVX-512) transposed in registers. Walking one k across the kMc rows instead touches
+/// kMc lines K * 4 bytes apart, which share one L1 set when K is a power of two and evict each
+/// other: that made packing 10-20% of a GEMM at M = 257.
+template <class Arch>
+inline void pack_x_transposed(ThreadPool& pool, float* xt, const float* x, std::int64_t M, std::int64_t K) {
+  constexpr std::int64_t kMc = GemmShape<Arch>::kMc;
+  constexpr std::int64_t kB = 16;                       // inputs per block
+  constexpr std::int64_t kJb = kMc < kB ? kMc : kB;     // rows per block (kMc is 8 on SSE)
+  const std::int64_t panels = (M + kMc - 1) / kMc;
+  pool.parallel_for_dynamic(panels, [&](std::int64_t p0, std::int64_t p1) {
+    for (std::int64_t p = p0; p < p1; ++p) {
+      float* panel = xt + p * K * kMc;
+      for (std::int64_t j0 = 0; j0 < kMc; j0 += kJb) {
+        const std::int64_t row0 = p * kMc + j0, rows = std::clamp<std::int64_t>(M - row0, 0, kJb);
+        std::int64_t k0 = 0;
+#if defined(__AVX512F__)
+        if constexpr (kJb == 16) {
+          for (; k0 + kB <= K; k0 += kB) {
+            __m512 r[16];
+            for (std::int64_t j = 0; j < 16; ++j)
+              r[j] = j < rows ? _mm512_loadu_ps(x + (row0 + j) * K + k0) : _mm512_setzero_ps();
+            transpose_16x16(r);
+            for (std::int64_t i = 0; i < 16; ++i) _mm512_store_ps(panel + (k0 + i) * kMc + j0, r[i]);
+          }
+        }
+#endif
+        for (; k0 < K; k0 += kB) {
+          const std::int64_t kb = std::min(kB, K - k0);
+          float* dst = panel + k0 * kMc + j0;
+          for (std::int64_t j = 0; j < kJb; ++j)
+            for (std::int64_t i = 0; i < kb; ++i) dst[i * kMc + j] = j < rows ? x[(row0 + j) * K + k0 + i] : 0.0f;
+        }
+      }
+    }
+  }, 1);
+}
+
+/// acc[r][j] (kNr weight rows x kMbUsed batches of activation rows, row stride kMc) =
+/// (accumulate ? acc : 0) + sum over k < kc of w[r][k] * xt[k][j]. `w` is a widened block
+/// [kNr][kKc] (the compile-time row stride keeps every broadcast a constant offset from one
+/// pointer), `xt` a packed panel [kc][kMc]. kMbUsed = 1 serves a last panel of <= kLanes rows.
+/// The first `pf_steps` k steps each also prefetch one line of the next weight block.
+template <class Arch, int kMbUsed>
+inline void micro_kernel(std::int64_t kc, const float* w, const float* xt, float* acc, bool accumulate,
+                         LinePrefetcher& pf, std::int64_t pf_steps) {
+  using B = fbatch<Arch>;
+  using S = GemmShape<Arch>;
+  constexpr std::int64_t kLanes = S::kLanes, kMc = S::kMc, kNr = S::kNr, kKc = S::kKc;
+  B c[kNr][kMbUsed];
+  for (int r = 0; r < kNr; ++r)
+    for (int b = 0; b < kMbUsed; ++b) c[r][b] = accumulate ? B::load_aligned(acc + r * kMc + b * kLanes) : B(0.0f);
+  const std::int64_t k_pf = std::min(kc, pf_steps);
+  std::int64_t k = 0;
+  for (int phase = 0; phase < 2; ++phase) {
+    const std::int64_t k_end = phase == 0 ? k_pf : kc;
+    for (; k < k_end; ++k) {
+      if (phase == 0) pf.next();
+      B xv[kMbUsed];
+      for (int b = 0; b < kMbUsed; ++b) xv[b] = B::load_aligned(xt + k * kMc + b * kLanes);
+      for (int r = 0; r < kNr; ++r) {
+        const B wr(w[r * kKc + k]);
+        for (int b = 0; b < kMbUsed; ++b) c[r][b] = xsimd::fma(wr, xv[b], c[r][b]);
+      }
+    }
+  }
+  for (int r = 0; r < kNr; ++r)
+    for (int b = 0; b < kMbUsed; ++b) c[r][b].store_aligned(acc + r * kMc + b * kLanes);
+}
+
+/// Widens (or copies) rows [n_lo, n_lo + rows) x inputs [pc, pc + kc) of w into wide[row][kKc];
+/// rows past N repeat row N-1: computed, never written.
+template <class Arch, class W>
+inline void widen_block(float* wide, const W* w, std::int64_t N, std::int64_t K, std::int64_t n_lo,
+                        std::int64_t rows, std::int64_t pc, std::int64_t kc) {
+  constexpr std::int64_t kLanes = GemmShape<Arch>::kLanes, kKc = GemmShape<Arch>::kKc;
+  for (std::int64_t row = 0; row < rows; ++row) {
+    const W* src = w + std::min(n_lo + row, N - 1) * K + pc;
+    float* dst = wide + row * kKc;
+    std::int64_t k = 0;
+    for (; k + kLanes <= kc; k += kLanes) load_as_f32<Arch>(src + k).store_aligned(dst + k);
+    for (; k < kc; ++k) dst[k] = to_f32(src[k]);
+  }
+}
+
+/// Rows [n_begin, n_end) x inputs [k_begin, k_end) of w as a LinePrefetcher.
+template <class W>
+inline LinePrefetcher block_prefetcher(const W* w, std::int64_t K, std::int64_t n_begin, std::int64_t n_end,
+                                       std::int64_t k_begin, std::int64_t k_end) {
+  constexpr std::int64_t kSize = std::int64_t(sizeof(W));
+  return LinePrefetcher(w + n_begin * K + k_begin, (k_end - k_begin) * kSize, K * kSize, n_end - n_begin);
+}
+
+/// The GEMM path. Threads claim chunks of weight blocks (kNr rows each) from a shared counter,
+/// so a thread that the OS or hypervisor delays costs the call only its current chunk, not a
+/// static half. Chunks are kChunk blocks while plenty remain and shrink towards the end
+/// (remaining / (2 * threads)), so the threads finish together; each thread claims its next
+/// chunk one kKc block early, to prefetch it. Per chunk, from the outside in:
+///   kKc inputs (widen the chunk's weights to f32) -> kPanelsPerBlock panels of x -> weight
+///   block -> panel -> micro-kernel (which prefetches the next kKc block or the next chunk's
+///   first).
+/// Tile accumulators live in a per-thread buffer across k blocks and go to `out` (transposed,
+/// through `ep`) when the chunk is done. Which thread computes a chunk, and how blocks are
+/// grouped into chunks, vary; what is computed for each output does not.
+template <class Arch, class W>
+void gemm(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M, std::int64_t N,
+          std::int64_t K, const Epilogue& ep) {
+  using S = GemmShape<Arch>;
+  constexpr std::int64_t kNr = S::kNr, kKc = S::kKc, kMc = S::kMc, kLanes = S::kLanes;
+  const std::int64_t m_panels = (M + kMc - 1) / kMc, n_blocks = (N + kNr - 1) / kNr;
+  const std::int64_t chunk = std::min(S::kChunk, n_blocks);
+  std::unique_ptr<AlignedBuffer> xt_own;
+  float* xt = thread_scratch<PackedXTag>(m_panels * kMc * K, xt_own);
+  pack_x_transposed<Arch>(pool, xt, x, M, K);
+  // Claims [begin, end) of the weight blocks; begin == n_blocks when none are left.
+  std::atomic<std::int64_t> next_block{0};
+  const std::int64_t taper = 2 * std::int64_t(pool.size());
+  const auto claim = [&] {
+    std::int64_t begin = next_block.load(std::memory_order_relaxed), size = 0;
+    do {
+      size = std::clamp<std::int64_t>((n_blocks - begin) / taper, 1, chunk);
+    } while (begin < n_blocks && !next_block.compare_exchange_weak(begin, begin + size, std::memory_order_relaxed));
+    return std::pair<std::int64_t, std::int64_t>{std::min(begin, n_blocks), std::min(begin + size, n_blocks)};
+  };
+  // The first kKc block of the chunk [j0, j1), as a prefetcher.
+  const auto first_block = [&](std::pair<std::int64_t, std::int64_t> j) {
+    if (j.first >= j.second) return LinePrefetcher();
+    return block_prefetcher(w, K, j.first * kNr, std::min(j.second * kNr, N), 0, std::min(kKc, K));
+  };
+  pool.parallel_for(pool.size(), [&](std::int64_t, std::int64_t) {
+    std::unique_ptr<AlignedBuffer> acc_own, wide_own;
+    float* acc = thread_scratch<TileTag>(chunk * m_panels * kNr * kMc, acc_own);
+    float* wide = thread_scratch<WideTag>(chunk * kNr * kKc, wide_own);
+    std::pair<std::int64_t, std::int64_t> mine = claim(), next{n_blocks, n_blocks};
+    LinePrefetcher pf = first_block(mine);
+    pf.drain();  // the first block has nothing to hide behind
+    while (mine.first < mine.second) {
+      const std::int64_t j0 = mine.first, j1 = mine.second;
+      const std::int64_t n_lo = j0 * kNr, n_hi = std::min(j1 * kNr, N);
+      for (std::int64_t pc = 0; pc < K; pc += kKc) {
+        const std::int64_t kc = std::min(kKc, K - pc);
+        widen_block<Arch>(wide, w, N, K, n_lo, (j1 - j0) * kNr, pc, kc);
+        // The block after this one, spread over this block's micro-kernel calls.
+        if (pc + kKc < K) {
+          pf = block_prefetcher(w, K, n_lo, n_hi, pc + kKc, std::min(pc + 2 * kKc, K));
+        } else {
+          next = claim();
+          pf = first_block(next);
+        }
+        const std::int64_t calls = (j1 - j0) * m_panels;
+        const std::int64_t pf_steps = (pf.remaining() + calls - 1) / calls;
+        for (std::int64_t p0 = 0; p0 < m_panels; p0 += S::kPanelsPerBlock) {
+          const std::int64_t p1 = std::min(p0 + S::kPanelsPerBlock, m_panels);
+          for (std::int64_t j = j0; j < j1; ++j) {
+            const float* wb = wide + (j - j0) * kNr * kKc;
+            for (std::int64_t p = p0; p < p1; ++p) {
+              float* tile = acc + ((j - j0) * m_panels + p) * kNr * kMc;
+              const float* xp = xt + p * K * kMc + pc * kMc;
+              if (M - p * kMc > kLanes) micro_kernel<Arch, 2>(kc, wb, xp, tile, pc > 0, pf, pf_steps);
+              else micro_kernel<Arch, 1>(kc, wb, xp, tile, pc > 0, pf, pf_steps);
+            }
+          }
+        }
+        pf.drain();  // what a short last k block had no steps for
+      }
+      // acc[j][p][r][jj] is out[p*kMc + jj][j*kNr + r].
+      for (std::int64_t j = j0; j < j1; ++j) {
+        const std::int64_t n0 = j * kNr, n_valid = std::min(kNr, N - n0);
+        for (std::int64_t p = 0; p < m_panels; ++p) {
+          const float* tile = acc + ((j - j0) * m_panels + p) * kNr * kMc;
+          for (std::int64_t jj = 0; jj < kMc && p * kMc + jj < M; ++jj) {
+            float* dst = out + (p * kMc + jj) * N + n0;
+            for (std::int64_t r = 0; r < n_valid; ++r) dst[r] = ep.apply(tile[r * kMc + jj], n0 + r, dst[r]);
+          }
+        }
+      }
+      mine = next;
+    }
+  });
+}
+
+}  // namespace lav2::kernels::simd::detail
