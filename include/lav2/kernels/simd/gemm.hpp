@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <new>
@@ -234,6 +235,72 @@ inline void micro_kernel(std::int64_t kc, const float* w, const float* xt, float
     for (int b = 0; b < kMbUsed; ++b) c[r][b].store_aligned(acc + r * kMc + b * kLanes);
 }
 
+/// Rows of a last panel that go through tail_rows_kernel rather than a micro-kernel, which
+/// would spend a whole batch of lanes per k on each (CLIP's 257 tokens leave one such row).
+inline constexpr std::int64_t kTailRows = 4;
+
+/// The `rows` (<= kTailRows) rows of a last panel as dot products: acc[r][jj] = (accumulate ?
+/// acc : 0) + sum over k < kc of w[r][k] * x_jj[k], with x_jj row jj of the *unpacked* x
+/// (stride K) and `w` a widened block. One accumulator batch per weight row over k, reduced by
+/// xsimd::hadd, then the kc % lanes tail with explicit fmas. A row's bits thus differ from a
+/// micro-kernel row's (as the matvec's do) but never depend on the thread count.
+template <class Arch>
+inline void tail_rows_kernel(std::int64_t kc, const float* w, const float* x, std::int64_t K, std::int64_t rows,
+                             float* acc, bool accumulate) {
+  using B = fbatch<Arch>;
+  using S = GemmShape<Arch>;
+  constexpr std::int64_t kLanes = S::kLanes, kMc = S::kMc, kNr = S::kNr, kKc = S::kKc;
+  for (std::int64_t jj = 0; jj < rows; ++jj) {
+    const float* xr = x + jj * K;
+    B s[kNr];
+    for (int r = 0; r < kNr; ++r) s[r] = B(0.0f);
+    std::int64_t k = 0;
+    for (; k + kLanes <= kc; k += kLanes) {
+      const B xv = B::load_unaligned(xr + k);
+      for (int r = 0; r < kNr; ++r) s[r] = xsimd::fma(B::load_unaligned(w + r * kKc + k), xv, s[r]);
+    }
+    for (int r = 0; r < kNr; ++r) {
+      float v = xsimd::hadd(s[r]);
+      for (std::int64_t t = k; t < kc; ++t) v = std::fma(w[r * kKc + t], xr[t], v);
+      float& a = acc[r * kMc + jj];
+      a = accumulate ? a + v : v;
+    }
+  }
+}
+
+/// Writes one tile, acc[r][jj] (kNr x kMc), to out[m0 + jj][n0 + r] for jj < m_rows and
+/// r < n_valid, through `ep`. On AVX-512 each half of 16 rows is transposed in registers and
+/// written with masked row stores; elsewhere element by element. Both compute ep.apply's sums.
+template <class Arch>
+inline void store_tile(float* out, std::int64_t N, const float* tile, std::int64_t m0, std::int64_t m_rows,
+                       std::int64_t n0, std::int64_t n_valid, const Epilogue& ep) {
+  using S = GemmShape<Arch>;
+  constexpr std::int64_t kMc = S::kMc;
+#if defined(__AVX512F__)
+  if constexpr (S::kLanes == 16 && S::kNr <= 16) {
+    const __mmask16 mask = __mmask16((1u << n_valid) - 1u);
+    const __m512 bias = ep.bias ? _mm512_maskz_loadu_ps(mask, ep.bias + n0) : _mm512_setzero_ps();
+    for (std::int64_t h = 0; h * 16 < m_rows; ++h) {
+      __m512 r[16];
+      for (std::int64_t i = 0; i < 16; ++i) r[i] = i < S::kNr ? _mm512_load_ps(tile + i * kMc + h * 16) : _mm512_setzero_ps();
+      transpose_16x16(r);
+      for (std::int64_t i = 0; i < 16 && h * 16 + i < m_rows; ++i) {
+        float* dst = out + (m0 + h * 16 + i) * N + n0;
+        __m512 v = r[i];
+        if (ep.bias) v = _mm512_add_ps(v, bias);
+        if (ep.accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dst), v);
+        _mm512_mask_storeu_ps(dst, mask, v);
+      }
+    }
+    return;
+  }
+#endif
+  for (std::int64_t jj = 0; jj < m_rows; ++jj) {
+    float* dst = out + (m0 + jj) * N + n0;
+    for (std::int64_t r = 0; r < n_valid; ++r) dst[r] = ep.apply(tile[r * kMc + jj], n0 + r, dst[r]);
+  }
+}
+
 /// Widens (or copies) rows [n_lo, n_lo + rows) x inputs [pc, pc + kc) of w into wide[row][kKc];
 /// rows past N repeat row N-1: computed, never written.
 template <class Arch, class W>
@@ -275,6 +342,10 @@ void gemm(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t
   constexpr std::int64_t kNr = S::kNr, kKc = S::kKc, kMc = S::kMc, kLanes = S::kLanes;
   const std::int64_t m_panels = (M + kMc - 1) / kMc, n_blocks = (N + kNr - 1) / kNr;
   const std::int64_t chunk = std::min(S::kChunk, n_blocks);
+  // K in equal blocks of at most kKc: K = 257 runs as 129 + 128, not 256 + a block of 1.
+  const std::int64_t k_blocks = (K + kKc - 1) / kKc, k_step = (K + k_blocks - 1) / k_blocks;
+  // A last panel of at most kTailRows rows goes through tail_rows_kernel.
+  const std::int64_t tail_rows = M % kMc != 0 && M % kMc <= kTailRows ? M % kMc : 0;
   std::unique_ptr<AlignedBuffer> xt_own;
   float* xt = thread_scratch<PackedXTag>(m_panels * kMc * K, xt_own);
   pack_x_transposed<Arch>(pool, xt, x, M, K);
@@ -291,7 +362,7 @@ void gemm(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t
   // The first kKc block of the chunk [j0, j1), as a prefetcher.
   const auto first_block = [&](std::pair<std::int64_t, std::int64_t> j) {
     if (j.first >= j.second) return LinePrefetcher();
-    return block_prefetcher(w, K, j.first * kNr, std::min(j.second * kNr, N), 0, std::min(kKc, K));
+    return block_prefetcher(w, K, j.first * kNr, std::min(j.second * kNr, N), 0, std::min(k_step, K));
   };
   pool.parallel_for(pool.size(), [&](std::int64_t, std::int64_t) {
     std::unique_ptr<AlignedBuffer> acc_own, wide_own;
@@ -303,12 +374,12 @@ void gemm(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t
     while (mine.first < mine.second) {
       const std::int64_t j0 = mine.first, j1 = mine.second;
       const std::int64_t n_lo = j0 * kNr, n_hi = std::min(j1 * kNr, N);
-      for (std::int64_t pc = 0; pc < K; pc += kKc) {
-        const std::int64_t kc = std::min(kKc, K - pc);
+      for (std::int64_t pc = 0; pc < K; pc += k_step) {
+        const std::int64_t kc = std::min(k_step, K - pc);
         widen_block<Arch>(wide, w, N, K, n_lo, (j1 - j0) * kNr, pc, kc);
         // The block after this one, spread over this block's micro-kernel calls.
-        if (pc + kKc < K) {
-          pf = block_prefetcher(w, K, n_lo, n_hi, pc + kKc, std::min(pc + 2 * kKc, K));
+        if (pc + k_step < K) {
+          pf = block_prefetcher(w, K, n_lo, n_hi, pc + k_step, std::min(pc + 2 * k_step, K));
         } else {
           next = claim();
           pf = first_block(next);
@@ -322,8 +393,14 @@ void gemm(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t
             for (std::int64_t p = p0; p < p1; ++p) {
               float* tile = acc + ((j - j0) * m_panels + p) * kNr * kMc;
               const float* xp = xt + p * K * kMc + pc * kMc;
-              if (M - p * kMc > kLanes) micro_kernel<Arch, 2>(kc, wb, xp, tile, pc > 0, pf, pf_steps);
-              else micro_kernel<Arch, 1>(kc, wb, xp, tile, pc > 0, pf, pf_steps);
+              if (tail_rows > 0 && p == m_panels - 1) {
+                tail_rows_kernel<Arch>(kc, wb, x + p * kMc * K + pc, K, tail_rows, tile, pc > 0);
+                for (std::int64_t i = 0; i < pf_steps; ++i) pf.next();
+              } else if (M - p * kMc > kLanes) {
+                micro_kernel<Arch, 2>(kc, wb, xp, tile, pc > 0, pf, pf_steps);
+              } else {
+                micro_kernel<Arch, 1>(kc, wb, xp, tile, pc > 0, pf, pf_steps);
+              }
             }
           }
         }
@@ -332,13 +409,9 @@ void gemm(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t
       // acc[j][p][r][jj] is out[p*kMc + jj][j*kNr + r].
       for (std::int64_t j = j0; j < j1; ++j) {
         const std::int64_t n0 = j * kNr, n_valid = std::min(kNr, N - n0);
-        for (std::int64_t p = 0; p < m_panels; ++p) {
-          const float* tile = acc + ((j - j0) * m_panels + p) * kNr * kMc;
-          for (std::int64_t jj = 0; jj < kMc && p * kMc + jj < M; ++jj) {
-            float* dst = out + (p * kMc + jj) * N + n0;
-            for (std::int64_t r = 0; r < n_valid; ++r) dst[r] = ep.apply(tile[r * kMc + jj], n0 + r, dst[r]);
-          }
-        }
+        for (std::int64_t p = 0; p < m_panels; ++p)
+          store_tile<Arch>(out, N, acc + ((j - j0) * m_panels + p) * kNr * kMc, p * kMc, std::min(kMc, M - p * kMc), n0,
+                           n_valid, ep);
       }
       mine = next;
     }
