@@ -99,35 +99,42 @@ void linear(ThreadPool& pool, float* out, const float* x, const W* w, const floa
 
 /// Multi-head self-attention without mask over `qkv` [n_tokens, 3*width] (rows q | k | v, heads
 /// contiguous inside each), for the first `n_queries` tokens: out[i, h*hd:(h+1)*hd] =
-/// softmax(scale * q_i,h · k_j,h) v_j,h over all n_tokens keys. out is [n_queries, width].
-/// Per head, two GEMMs: S = Q K^T [n_queries, n_tokens], row-wise softmax(scale * S), then
-/// O = P V, with V gathered transposed so both run on the register-blocked matmul. Heads are
-/// split over threads (each head on one thread, so results do not depend on the thread count).
+/// softmax((scale * q_i,h) · k_j,h) v_j,h over all n_tokens keys. out is [n_queries, width].
+/// q is scaled as it is gathered, before the product, as nn.MultiheadAttention and timm's
+/// Attention do (exact for CLIP's head size 64, where scale = 1/8). Per head, two GEMMs:
+/// S = Q K^T [n_queries, n_tokens], row-wise softmax, then O = P V, with V gathered transposed
+/// so both run on the register-blocked matmul. Heads are split over threads (each head on one
+/// thread, so results do not depend on the thread count); each thread keeps its scratch.
 inline void self_attention(ThreadPool& pool, float* out, const float* qkv, std::int64_t n_tokens,
                            std::int64_t n_queries, std::int64_t width, std::int64_t n_heads) {
   const std::int64_t hd = width / n_heads, stride = 3 * width;
   const float scale = 1.0f / std::sqrt(float(hd));
   pool.parallel_for(n_heads, [&](std::int64_t h0, std::int64_t h1) {
-    std::vector<float> q(std::size_t(n_queries * hd)), k(std::size_t(n_tokens * hd)), vt(std::size_t(hd * n_tokens)),
-        s(std::size_t(n_queries * n_tokens)), o(std::size_t(n_queries * hd));
+    // q | k | vt | s | o, reused across calls: s alone is 264 KiB for CLIP's 257 tokens.
+    thread_local std::vector<float> scratch;
+    const std::int64_t nq = n_queries * hd, nk = n_tokens * hd, ns = n_queries * n_tokens;
+    scratch.resize(std::size_t(nq + 2 * nk + ns + nq));
+    float* q = scratch.data();
+    float* k = q + nq;
+    float* vt = k + nk;
+    float* s = vt + nk;
+    float* o = s + ns;
     for (std::int64_t h = h0; h < h1; ++h) {
-      for (std::int64_t i = 0; i < n_queries; ++i)
-        std::memcpy(&q[std::size_t(i * hd)], qkv + i * stride + h * hd, std::size_t(hd) * sizeof(float));
+      for (std::int64_t i = 0; i < n_queries; ++i) {
+        const float* row = qkv + i * stride + h * hd;
+        for (std::int64_t d = 0; d < hd; ++d) q[i * hd + d] = row[d] * scale;
+      }
       for (std::int64_t j = 0; j < n_tokens; ++j) {
         const float* row = qkv + j * stride + h * hd;
-        std::memcpy(&k[std::size_t(j * hd)], row + width, std::size_t(hd) * sizeof(float));
-        for (std::int64_t d = 0; d < hd; ++d) vt[std::size_t(d * n_tokens + j)] = row[2 * width + d];
+        std::memcpy(k + j * hd, row + width, std::size_t(hd) * sizeof(float));
+        for (std::int64_t d = 0; d < hd; ++d) vt[d * n_tokens + j] = row[2 * width + d];
       }
       // Inside this parallel_for the matmuls run serially on this thread.
-      kernels::matmul(pool, s.data(), q.data(), k.data(), n_queries, n_tokens, hd);
-      for (std::int64_t i = 0; i < n_queries; ++i) {
-        float* row = &s[std::size_t(i * n_tokens)];
-        for (std::int64_t j = 0; j < n_tokens; ++j) row[j] *= scale;
-        kernels::softmax(row, n_tokens);
-      }
-      kernels::matmul(pool, o.data(), s.data(), vt.data(), n_queries, hd, n_tokens);
+      kernels::matmul(pool, s, q, k, n_queries, n_tokens, hd);
+      for (std::int64_t i = 0; i < n_queries; ++i) kernels::softmax(s + i * n_tokens, n_tokens);
+      kernels::matmul(pool, o, s, vt, n_queries, hd, n_tokens);
       for (std::int64_t i = 0; i < n_queries; ++i)
-        std::memcpy(out + i * width + h * hd, &o[std::size_t(i * hd)], std::size_t(hd) * sizeof(float));
+        std::memcpy(out + i * width + h * hd, o + i * hd, std::size_t(hd) * sizeof(float));
     }
   });
 }
