@@ -31,3 +31,18 @@ TEST_CASE("strided views and shape checks") {
   AnyTensorView any{DType::f16, data, Shape{3}, contiguous_strides(Shape{3})};
   CHECK_THROWS_AS(any.as<float>(), input_error);
 }
+
+TEST_CASE("tensor memory: 64-byte aligned, 2 MiB aligned (huge-page advised) from 2 MiB up, zeroed") {
+  const lav2::Tensor<float> small(lav2::Shape{1000});
+  CHECK(reinterpret_cast<std::uintptr_t>(small.data()) % 64 == 0);
+  const lav2::Tensor<float> large(lav2::Shape{3, 1 << 18});  // 3 MiB
+  CHECK(reinterpret_cast<std::uintptr_t>(large.data()) % lav2::kHugePageBytes == 0);
+  bool zero = true;
+  for (float v : large) zero = zero && v == 0.0f;
+  CHECK(zero);
+  CHECK(lav2::alignment_for(lav2::kHugePageBytes - 1) == 64);
+  CHECK(lav2::alignment_for(lav2::kHugePageBytes) == lav2::kHugePageBytes);
+  void* p = lav2::aligned_alloc_bytes(0);  // a valid, freeable block
+  CHECK(p != nullptr);
+  lav2::aligned_free(p, 0);
+}

@@ -18,6 +18,7 @@
 #include <new>
 #include <vector>
 
+#include "lav2/core/aligned_alloc.hpp"
 #include "lav2/core/thread_pool.hpp"
 #include "lav2/kernels/simd/arch.hpp"
 
@@ -55,7 +56,10 @@ double time_on_all_threads(ThreadPool& pool, F fn) {
 class StreamBuffer {
  public:
   StreamBuffer(ThreadPool& pool, std::size_t bytes) : n_(bytes / sizeof(float) / 64 * 64) {
-    data_.reset(static_cast<float*>(::operator new(n_ * sizeof(float), std::align_val_t(64))));
+    // The same allocator as tensors (huge pages when available): the probe measures the rate at
+    // which weights held in lav2's memory can be read.
+    data_ = std::unique_ptr<float, AlignedDeleter>(static_cast<float*>(aligned_alloc_bytes(n_ * sizeof(float))),
+                                                   AlignedDeleter{n_ * sizeof(float)});
     const std::int64_t n_threads = pool.size();
     pool.parallel_for(n_threads, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t t = b; t < e; ++t) {
@@ -69,11 +73,8 @@ class StreamBuffer {
   std::size_t bytes() const { return n_ * sizeof(float); }
 
  private:
-  struct Free {
-    void operator()(float* p) const { ::operator delete(p, std::align_val_t(64)); }
-  };
   std::size_t n_;
-  std::unique_ptr<float, Free> data_;
+  std::unique_ptr<float, AlignedDeleter> data_;
 };
 
 /// \brief Best-of-`passes` read bandwidth of `buf` over all pool threads, in GB/s.

@@ -1,4 +1,4 @@
-// Tensors: TensorView<T> (non-owning, strided), Tensor<T> (owning, 64-byte aligned, contiguous)
+// Tensors: TensorView<T> (non-owning, strided), Tensor<T> (owning, aligned, contiguous)
 // and AnyTensorView (type-erased view, what the io readers return).
 #pragma once
 
@@ -10,6 +10,7 @@
 #include <new>
 #include <type_traits>
 
+#include "lav2/core/aligned_alloc.hpp"
 #include "lav2/core/error.hpp"
 #include "lav2/tensor/dtype.hpp"
 #include "lav2/tensor/shape.hpp"
@@ -59,13 +60,8 @@ class TensorView {
   Strides strides_{};
 };
 
-namespace detail {
-struct AlignedFree {
-  void operator()(void* p) const { ::operator delete(p, std::align_val_t(64)); }
-};
-}  // namespace detail
-
-/// \brief Owning, contiguous, 64-byte aligned tensor, zero-initialised.
+/// \brief Owning, contiguous tensor, zero-initialised; 64-byte aligned, and in huge pages from
+/// 2 MiB up (core/aligned_alloc.hpp).
 template <class T>
 class Tensor {
   static_assert(std::is_trivially_copyable_v<T>, "Tensor holds trivially copyable elements only");
@@ -77,9 +73,10 @@ class Tensor {
     if (n > std::int64_t(PTRDIFF_MAX / std::int64_t(sizeof(T))))
       LAV2_THROW(limit_error, "tensor of shape ", shape.to_string(), " is too large to allocate");
     if (n > 0) {
-      void* p = ::operator new(std::size_t(n) * sizeof(T), std::align_val_t(64));
-      std::memset(p, 0, std::size_t(n) * sizeof(T));
-      data_.reset(static_cast<T*>(p));
+      const std::size_t bytes = std::size_t(n) * sizeof(T);
+      void* p = aligned_alloc_bytes(bytes);
+      std::memset(p, 0, bytes);
+      data_ = std::unique_ptr<T, AlignedDeleter>(static_cast<T*>(p), AlignedDeleter{bytes});
     }
   }
   Tensor(Tensor&&) noexcept = default;
@@ -101,7 +98,7 @@ class Tensor {
 
  private:
   Shape shape_;
-  std::unique_ptr<T, detail::AlignedFree> data_;
+  std::unique_ptr<T, AlignedDeleter> data_;
 };
 
 /// \brief A type-erased read-only view: what the checkpoint readers hand out.

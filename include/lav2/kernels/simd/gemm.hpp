@@ -25,6 +25,7 @@
 #include <memory>
 #include <new>
 
+#include "lav2/core/aligned_alloc.hpp"
 #include "lav2/core/thread_pool.hpp"
 #include "lav2/kernels/epilogue.hpp"
 #include "lav2/kernels/simd/convert.hpp"
@@ -56,19 +57,17 @@ struct GemmShape {
   static constexpr std::int64_t kPanelsPerBlock = 12;
 };
 
-/// 64-byte aligned, uninitialised scratch of floats.
+/// Aligned (core/aligned_alloc.hpp), uninitialised scratch of floats.
 class AlignedBuffer {
  public:
   explicit AlignedBuffer(std::int64_t n)
-      : data_(static_cast<float*>(::operator new(std::size_t(std::max<std::int64_t>(n, 1)) * sizeof(float),
-                                                 std::align_val_t(64)))) {}
+      : bytes_(std::size_t(std::max<std::int64_t>(n, 1)) * sizeof(float)),
+        data_(static_cast<float*>(aligned_alloc_bytes(bytes_)), AlignedDeleter{bytes_}) {}
   float* get() { return data_.get(); }
 
  private:
-  struct Free {
-    void operator()(float* p) const { ::operator delete(p, std::align_val_t(64)); }
-  };
-  std::unique_ptr<float, Free> data_;
+  std::size_t bytes_;
+  std::unique_ptr<float, AlignedDeleter> data_;
 };
 
 /// Scratch of `n` floats owned by the calling thread, one per `Tag`, reused across calls: a GEMM
