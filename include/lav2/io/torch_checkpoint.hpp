@@ -53,6 +53,7 @@
 #include "lav2/io/limits.hpp"
 #include "lav2/io/mmap.hpp"
 #include "lav2/io/pickle.hpp"
+#include "lav2/io/storage.hpp"
 #include "lav2/io/tensor_map.hpp"
 #include "lav2/io/zip.hpp"
 
@@ -145,7 +146,7 @@ class TorchCheckpoint {
  private:
   struct Owned {  // what keep_alive() holds
     std::shared_ptr<const MappedFile> file;
-    std::vector<std::unique_ptr<unsigned char[], void (*)(unsigned char*)>> copies;
+    StorageCopies copies;
   };
 
   void find_pickle_() {
@@ -212,23 +213,7 @@ class TorchCheckpoint {
     if (!e)
       LAV2_THROW(load_error, ctx_, ": tensor ", detail::quoted(tensor), ": storage entry ", detail::quoted(entry_name),
                  " is missing");
-    const std::uint64_t esize = dtype_size(s.dtype);
-    std::uint64_t bytes = 0;
-    if (detail::mul_ok(std::uint64_t(s.numel), esize, bytes) && bytes > limits_.max_tensor_bytes)
-      LAV2_THROW(limit_error, ctx_, ": storage ", detail::quoted(entry_name), " of ", bytes,
-                 " bytes exceeds the tensor limit ", limits_.max_tensor_bytes);
-    if (!detail::mul_ok(std::uint64_t(s.numel), esize, bytes) || e->size != bytes)
-      LAV2_THROW(load_error, ctx_, ": storage ", detail::quoted(entry_name), " holds ", e->size, " bytes, expected ",
-                 s.numel, " x ", esize, " (", s.type, " of ", s.numel, " elements)");
-    const unsigned char* p = zip_->data(*e);
-    if (reinterpret_cast<std::uintptr_t>(p) % esize != 0) {
-      // Not torch's writer (it aligns to 64 bytes): copy once into aligned memory.
-      auto* q = static_cast<unsigned char*>(::operator new(std::size_t(bytes ? bytes : 1), std::align_val_t(64)));
-      std::memcpy(q, p, std::size_t(bytes));
-      owned_->copies.emplace_back(q, [](unsigned char* x) { ::operator delete(x, std::align_val_t(64)); });
-      copied_bytes_ += bytes;
-      p = q;
-    }
+    const unsigned char* p = storage_bytes(*zip_, *e, entry_name, s, ctx_, limits_, owned_->copies, copied_bytes_);
     storages_.emplace(s.key, p);
     return p;
   }
