@@ -23,7 +23,6 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
-#include <new>
 
 #include "lav2/core/aligned_alloc.hpp"
 #include "lav2/core/thread_pool.hpp"
@@ -343,11 +342,12 @@ void gemm(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t
   const std::int64_t chunk = std::min(S::kChunk, n_blocks);
   // K in equal blocks of at most kKc: K = 257 runs as 129 + 128, not 256 + a block of 1.
   const std::int64_t k_blocks = (K + kKc - 1) / kKc, k_step = (K + k_blocks - 1) / k_blocks;
-  // A last panel of at most kTailRows rows goes through tail_rows_kernel.
+  // A last panel of at most kTailRows rows goes through tail_rows_kernel, which reads x unpacked:
+  // only the rows before it are packed.
   const std::int64_t tail_rows = M % kMc != 0 && M % kMc <= kTailRows ? M % kMc : 0;
   std::unique_ptr<AlignedBuffer> xt_own;
   float* xt = thread_scratch<PackedXTag>(m_panels * kMc * K, xt_own);
-  pack_x_transposed<Arch>(pool, xt, x, M, K);
+  pack_x_transposed<Arch>(pool, xt, x, M - tail_rows, K);
   // Claims [begin, end) of the weight blocks; begin == n_blocks when none are left.
   std::atomic<std::int64_t> next_block{0};
   const std::int64_t taper = 2 * std::int64_t(pool.size());

@@ -20,10 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <memory>
-#include <new>
 #include <type_traits>
-#include <vector>
 
 #include "lav2/core/thread_pool.hpp"
 #include "lav2/kernels/epilogue.hpp"
