@@ -40,6 +40,8 @@ TEST_CASE_TEMPLATE("matmul: simd vs ref over edge and LLaMA sizes", W, float, f1
     check_against_ref<W>(pool, 1, 37, K);
   }
   check_against_ref<W>(pool, 1, 4096, 512);  // many rows: both 4-row groups and single rows
+  // Every matvec loop in one row: 512-byte steps, then a 2-batch step, one batch, a scalar tail.
+  check_against_ref<W>(pool, 1, 41, 4096 + 3 * kLanes + 5);
   // GEMM: M around the micro-tile height, N around the panel width, K across several blocks.
   for (std::int64_t M : {2, 3, 4, 6, 7, 13}) check_against_ref<W>(pool, M, 2 * kLanes + 3, 300);
   check_against_ref<W>(pool, 8, 100, 11008);
@@ -69,6 +71,20 @@ TEST_CASE_TEMPLATE("matmul is bit-identical for 1, 2 and 3 threads", W, float, f
       }
     }
   }
+}
+
+TEST_CASE_TEMPLATE("matvec: a row gets the same bits in a row group as alone", W, float, f16_t, bf16_t) {
+  // K hits every loop of matvec_rows (512-byte steps, a 2-batch step, one batch, a scalar tail);
+  // N = 45 runs 8-row (or 4-row) groups and then single rows.
+  const std::int64_t N = 45, K = 2048 + 3 * kLanes + 5;
+  const auto x = check::random_vector(K, 51);
+  const auto w = check::random_weights<W>(N * K, 52);
+  ThreadPool pool(1);
+  std::vector<float> grouped(static_cast<std::size_t>(N)), alone(static_cast<std::size_t>(N));
+  simd::matmul_fn{}(Arch{}, pool, grouped.data(), x.data(), w.data(), 1, N, K);
+  for (std::int64_t n = 0; n < N; ++n)
+    simd::matmul_fn{}(Arch{}, pool, alone.data() + n, x.data(), w.data() + n * K, 1, 1, K);
+  CHECK(std::memcmp(grouped.data(), alone.data(), grouped.size() * sizeof(float)) == 0);
 }
 
 TEST_CASE("matmul with an empty dimension writes nothing / zeros") {

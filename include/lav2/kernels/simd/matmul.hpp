@@ -4,7 +4,7 @@
 // - matvec (M < kGemmMinRows): memory-bound, so it streams each weight row once per activation
 //   row, widening 16-bit weights in registers (F16C / AVX-512 / shifts; see convert.hpp) and
 //   accumulating into f32 batches. Groups of 4 (AVX2) or 8 (AVX-512) weight rows share each
-//   load of x; each row is software-prefetched 1 KiB ahead (and into the next group at its end).
+//   load of x; each step reads 512 bytes of every row of the group and prefetches the next 512.
 // - GEMM (M >= kGemmMinRows): compute-bound, register-blocked; see gemm.hpp.
 //
 // Determinism and accumulation order (the contract in dispatch.hpp):
@@ -32,37 +32,62 @@ namespace lav2::kernels::simd {
 
 namespace detail {
 
-/// How far ahead of its reads the matvec asks for each weight row, in bytes. The rows of a group
-/// are kRows concurrent streams, each a few KiB: hardware prefetchers ramp up too late on each
-/// and stop at every 4 KiB page, so a single thread would otherwise wait on DRAM latency.
-#ifndef LAV2_MATVEC_PREFETCH
-#define LAV2_MATVEC_PREFETCH 1024
+/// Bytes of each weight row that one matvec step reads (8 cache lines), and how far ahead of
+/// that step it asks for the row: exactly one step. The rows of a group are kRows concurrent
+/// streams of a few KiB each, which hardware prefetchers pick up late and drop at page
+/// boundaries. Reading 8 consecutive lines of a row at a time while the next 8 are requested
+/// keeps more DRAM reads in flight than one line per row per step: with f16 weights, whose
+/// conversions add dependent work per line, it lifted the 11008x4096 matvec from ~0.83 to ~0.94
+/// of the stream probe here (AVX-512, 2 threads; docs/kernels.md). Distances of 256 B and 1 KiB
+/// per row were both slower.
+#ifndef LAV2_MATVEC_STEP_BYTES
+#define LAV2_MATVEC_STEP_BYTES 512
 #endif
-inline constexpr std::int64_t kMatvecPrefetchBytes = LAV2_MATVEC_PREFETCH;
+inline constexpr std::int64_t kMatvecStepBytes = LAV2_MATVEC_STEP_BYTES;
 
-/// out[n] = sum_k x[k] * w[n*K + k] for kRows consecutive rows n starting at `w`.
-/// Also prefetches kMatvecPrefetchBytes ahead in every row; near the end of the rows the hint
-/// runs on into the next group's rows (prefetches never fault, past the matrix they are wasted).
-/// Each result goes through `ep` as feature `n0 + r`.
+/// Batches of k per row in one matvec step: kMatvecStepBytes of weights, an even number (so the
+/// two accumulators keep alternating the same way in the 2-batch loop that finishes a row), at
+/// most 32 (code size on narrow targets).
+template <class Arch, class W>
+inline constexpr std::int64_t matvec_step_batches() {
+  constexpr std::int64_t kBatchBytes = std::int64_t(fbatch<Arch>::size * sizeof(W));
+  return std::clamp<std::int64_t>(kMatvecStepBytes / kBatchBytes / 2 * 2, 2, 32);
+}
+
+/// out[r] = sum_k x[k] * w[r*K + k] for the kRows consecutive rows starting at `w`, each then
+/// passed through `ep` as feature `n0 + r`.
+/// Batch b of k (lanes b*L .. b*L+L-1) goes into acc0 when b is even and acc1 when it is odd,
+/// whichever loop reads it, so a row's arithmetic depends on K only, not on kRows.
+/// The prefetch for the last step of a row points at the same place in row r + kRows, the next
+/// group's (past the matrix the hints are wasted, never faulting).
 template <class Arch, int kRows, class W>
 inline void matvec_rows(float* out, const float* x, const W* w, std::int64_t K, const Epilogue& ep, std::int64_t n0) {
   using B = fbatch<Arch>;
   constexpr std::int64_t kLanes = B::size;
-  constexpr std::int64_t kAhead = kMatvecPrefetchBytes / std::int64_t(sizeof(W));
-  // Cache lines of each row consumed per step of 2 batches: 1 for 16-bit weights on AVX-512.
-  constexpr std::int64_t kLinesPerStep = std::max<std::int64_t>(1, 2 * kLanes * std::int64_t(sizeof(W)) / 64);
+  constexpr std::int64_t kBatches = matvec_step_batches<Arch, W>();
+  constexpr std::int64_t kStep = kBatches * kLanes;  // elements of each row per step
+  constexpr std::int64_t kStepLines = std::max<std::int64_t>(1, kStep * std::int64_t(sizeof(W)) / 64);
   B acc0[kRows], acc1[kRows];
   for (int r = 0; r < kRows; ++r) acc0[r] = acc1[r] = B(0.0f);
-  const char* pf = reinterpret_cast<const char*>(w);
+  const char* bytes = reinterpret_cast<const char*>(w);
   std::int64_t k = 0;
+  for (; k + kStep <= K; k += kStep) {
+    // Element k + kStep of row r, or (past the end of the row) of row r + kRows.
+    const std::int64_t ahead = k + kStep < K ? k + kStep : k + kStep + (kRows - 1) * K;
+    for (int r = 0; r < kRows; ++r) {
+      const char* next = bytes + (r * K + ahead) * std::int64_t(sizeof(W));
+      for (std::int64_t line = 0; line < kStepLines; ++line) __builtin_prefetch(next + 64 * line, 0, 3);
+      const W* row = w + r * K + k;
+      for (std::int64_t b = 0; b < kBatches; b += 2) {
+        acc0[r] = xsimd::fma(load_as_f32<Arch>(row + b * kLanes), B::load_unaligned(x + k + b * kLanes), acc0[r]);
+        acc1[r] = xsimd::fma(load_as_f32<Arch>(row + (b + 1) * kLanes), B::load_unaligned(x + k + (b + 1) * kLanes),
+                             acc1[r]);
+      }
+    }
+  }
   for (; k + 2 * kLanes <= K; k += 2 * kLanes) {
     const B x0 = B::load_unaligned(x + k), x1 = B::load_unaligned(x + k + kLanes);
-    // Element k + kAhead of row r, or (past the end of the row) of row r + kRows.
-    const std::int64_t ahead = k + kAhead < K ? k + kAhead : k + kAhead - K + (kRows - 1) * K;
     for (int r = 0; r < kRows; ++r) {
-      if constexpr (kAhead > 0)
-        for (std::int64_t line = 0; line < kLinesPerStep; ++line)
-          __builtin_prefetch(pf + (r * K + ahead) * std::int64_t(sizeof(W)) + 64 * line, 0, 3);
       acc0[r] = xsimd::fma(load_as_f32<Arch>(w + r * K + k), x0, acc0[r]);
       acc1[r] = xsimd::fma(load_as_f32<Arch>(w + r * K + k + kLanes), x1, acc1[r]);
     }
