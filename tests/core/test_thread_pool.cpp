@@ -6,6 +6,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <lav2/core/thread_pool.hpp>
@@ -56,6 +57,38 @@ TEST_CASE("parallel_for_dynamic hands out grain-aligned blocks, each exactly onc
         }, grain);
         CHECK(aligned.load());
         for (auto& h : hits) CHECK(h.load() == 1);
+      }
+    }
+  }
+}
+
+TEST_CASE("parallel_for_guided hands out grain-aligned, shrinking blocks, each index exactly once") {
+  for (int threads : {1, 2, 3}) {
+    lav2::ThreadPool pool(threads);
+    for (std::int64_t n : {0, 1, 5, 64, 1001, 11008}) {
+      for (std::int64_t grain : {1, 7, 64}) {
+        std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
+        std::mutex m;
+        std::vector<std::pair<std::int64_t, std::int64_t>> blocks;
+        pool.parallel_for_guided(n, [&](std::int64_t b, std::int64_t e) {
+          for (std::int64_t i = b; i < e; ++i) hits[std::size_t(i)]++;
+          std::lock_guard<std::mutex> l(m);
+          blocks.emplace_back(b, e);
+        }, grain);
+        for (auto& h : hits) CHECK(h.load() == 1);
+        std::sort(blocks.begin(), blocks.end());
+        for (std::size_t i = 0; i < blocks.size(); ++i) {
+          INFO("threads=", threads, " n=", n, " grain=", grain, " block ", blocks[i].first, "..", blocks[i].second);
+          CHECK(blocks[i].first % grain == 0);
+          // Every block but the last is a whole number of grains.
+          if (blocks[i].second != n) CHECK((blocks[i].second - blocks[i].first) % grain == 0);
+          // Blocks shrink (or stay at one grain) along the range.
+          if (threads > 1 && i > 0 && blocks[i].second != n)
+            CHECK(blocks[i].second - blocks[i].first <= blocks[i - 1].second - blocks[i - 1].first);
+        }
+        // With several threads the first block is a 2*threads-th of the range, not one grain.
+        if (threads > 1 && n == 11008 && grain == 64)
+          CHECK(blocks.front().second - blocks.front().first == 11008 / (2 * threads) / 64 * 64);
       }
     }
   }

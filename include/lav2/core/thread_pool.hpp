@@ -1,5 +1,5 @@
-// A small persistent thread pool with a static-partition parallel_for and a self-scheduling
-// parallel_for_dynamic.
+// A small persistent thread pool with a static-partition parallel_for and self-scheduling
+// parallel_for_dynamic (fixed blocks) and parallel_for_guided (shrinking blocks).
 //
 // Determinism: parallel_for splits [0, n) into contiguous chunks, chunk t always goes to thread t
 // (the caller is thread 0), and each index is handled by exactly one thread with the same code a
@@ -8,7 +8,9 @@
 // `grain` indices from a shared counter instead: which thread runs a block varies from call to
 // call, so it is for kernels whose result for an index does not depend on the block boundaries
 // or the thread (matmul rows): then it is as deterministic, and a thread that the OS or the
-// hypervisor delays no longer holds up the whole call by its static share.
+// hypervisor delays no longer holds up the whole call by its static share. parallel_for_guided
+// is the same with blocks that start large (a 2·threads-th of what is left) and shrink to
+// `grain`: long contiguous runs for kernels that stream memory, fine blocks at the end.
 //
 // Latency: a decode step runs a few dozen parallel_for calls of ~0.1-2 ms each, so waking the
 // workers must cost microseconds, not a futex round trip per call. The job is handed over
@@ -95,6 +97,24 @@ class ThreadPool {
     run_job_(n, std::min<std::int64_t>(n_threads_, blocks), grain, fn);
   }
 
+  /// \brief Like parallel_for_dynamic, but each claim takes max(grain, what is left / (2 *
+  /// threads)) indices, rounded down to a multiple of `grain` (OpenMP's "guided" schedule):
+  /// blocks still start at multiples of `grain`, only the last may be shorter, and a streaming
+  /// kernel reads long contiguous runs (a matvec's hardware prefetch streams restart at every
+  /// block) while the end of the range is still shared out finely. Serial (one fn(0, n) call)
+  /// when the pool has one thread or when called from inside a running parallel region.
+  template <class F>
+  void parallel_for_guided(std::int64_t n, F&& fn, std::int64_t grain) {
+    if (n <= 0) return;
+    grain = std::max<std::int64_t>(grain, 1);
+    const std::int64_t blocks = (n + grain - 1) / grain;
+    if (blocks <= 1 || n_threads_ <= 1 || in_region_flag_()) {
+      fn(std::int64_t(0), n);
+      return;
+    }
+    run_job_(n, std::min<std::int64_t>(n_threads_, blocks), -grain, fn);
+  }
+
   /// Chunk `c` of `chunks` over [0, n): the boundaries parallel_for uses.
   static std::pair<std::int64_t, std::int64_t> chunk_range(std::int64_t n, std::int64_t chunks, std::int64_t c) {
     const std::int64_t base = n / chunks, extra = n % chunks;
@@ -104,7 +124,8 @@ class ThreadPool {
 
  private:
   /// Publishes one job to the workers, runs the caller's share, waits for the rest. grain 0:
-  /// static chunks; otherwise blocks of `grain` claimed from job_next_ by `chunks` threads.
+  /// static chunks; > 0: blocks of `grain` claimed from job_next_ by `chunks` threads; < 0:
+  /// guided blocks, multiples of -grain.
   template <class F>
   void run_job_(std::int64_t n, std::int64_t chunks, std::int64_t grain, F& fn) {
     using Fn = std::remove_reference_t<F>;
@@ -169,6 +190,16 @@ class ThreadPool {
       if (job_grain_ == 0) {
         const auto [b, e] = chunk_range(job_n_, job_chunks_, c);
         if (b < e) job_fn_(job_ctx_, b, e);
+      } else if (job_grain_ < 0) {
+        const std::int64_t grain = -job_grain_, split = 2 * std::int64_t(n_threads_);
+        std::int64_t b = job_next_.load(std::memory_order_relaxed);
+        while (b < job_n_) {
+          const std::int64_t size = std::max(grain, (job_n_ - b) / split / grain * grain);
+          if (job_next_.compare_exchange_weak(b, b + size, std::memory_order_relaxed)) {
+            job_fn_(job_ctx_, b, std::min(b + size, job_n_));
+            b = job_next_.load(std::memory_order_relaxed);
+          }  // else b now holds the counter's current value: retry from there
+        }
       } else {
         for (;;) {
           const std::int64_t b = job_next_.fetch_add(job_grain_, std::memory_order_relaxed);
@@ -212,7 +243,7 @@ class ThreadPool {
   // The current job; written by the caller before generation_ is bumped, read by workers after.
   void (*job_fn_)(const void*, std::int64_t, std::int64_t) = nullptr;
   const void* job_ctx_ = nullptr;
-  std::int64_t job_n_ = 0, job_chunks_ = 0, job_grain_ = 0;
+  std::int64_t job_n_ = 0, job_chunks_ = 0, job_grain_ = 0;  // job_grain_ < 0: guided
   std::atomic<std::int64_t> job_next_{0};  // next unclaimed index of a dynamic job
   std::exception_ptr error_;  // guarded by mutex_ while a job runs
   std::atomic<int> pending_{0};

@@ -123,8 +123,9 @@ inline void matvec_range(float* out, const float* x, const W* w, std::int64_t K,
 
 /// \brief out[M, N] = x[M, K] · w[N, K]^T, then `ep` (see the file comment for paths and order).
 struct matmul_fn {
-  /// Weight rows per block the matvec threads claim: a multiple of every row-group size, so
-  /// rows are grouped the same way whoever runs them; 64 rows of 4096 f16 are 512 KiB.
+  /// Smallest block of weight rows the matvec threads claim, and the multiple every block is
+  /// made of: a multiple of every row-group size, so rows are grouped the same way whoever runs
+  /// them; 64 rows of 4096 f16 are 512 KiB.
   static constexpr std::int64_t kMatvecGrain = 64;
 
   template <class Arch, class W>
@@ -136,8 +137,10 @@ struct matmul_fn {
       return;
     }
     // Claimed, not statically split: with weights streaming from DRAM, a thread the OS or the
-    // hypervisor delays would otherwise hold up the call by its whole half.
-    pool.parallel_for_dynamic(
+    // hypervisor delays would otherwise hold up the call by its whole half. Guided (shrinking)
+    // blocks: every block restarts the prefetch streams, and at 11008x4096 f16 fixed 64-row
+    // blocks read ~5 % slower than blocks that start at a quarter of the rows.
+    pool.parallel_for_guided(
         N,
         [&](std::int64_t n_begin, std::int64_t n_end) {
           for (std::int64_t m = 0; m < M; ++m)
