@@ -87,14 +87,7 @@ class ThreadPool {
   /// has one thread or when called from inside a running parallel region.
   template <class F>
   void parallel_for_dynamic(std::int64_t n, F&& fn, std::int64_t grain) {
-    if (n <= 0) return;
-    grain = std::max<std::int64_t>(grain, 1);
-    const std::int64_t blocks = (n + grain - 1) / grain;
-    if (blocks <= 1 || n_threads_ <= 1 || in_region_flag_()) {
-      for (std::int64_t b = 0; b < n; b += grain) fn(b, std::min(b + grain, n));
-      return;
-    }
-    run_job_(n, std::min<std::int64_t>(n_threads_, blocks), grain, fn);
+    claim_blocks_(n, fn, grain, /*guided=*/false);
   }
 
   /// \brief Like parallel_for_dynamic, but each claim takes max(grain, what is left / (2 *
@@ -105,14 +98,7 @@ class ThreadPool {
   /// when the pool has one thread or when called from inside a running parallel region.
   template <class F>
   void parallel_for_guided(std::int64_t n, F&& fn, std::int64_t grain) {
-    if (n <= 0) return;
-    grain = std::max<std::int64_t>(grain, 1);
-    const std::int64_t blocks = (n + grain - 1) / grain;
-    if (blocks <= 1 || n_threads_ <= 1 || in_region_flag_()) {
-      fn(std::int64_t(0), n);
-      return;
-    }
-    run_job_(n, std::min<std::int64_t>(n_threads_, blocks), -grain, fn);
+    claim_blocks_(n, fn, grain, /*guided=*/true);
   }
 
   /// Chunk `c` of `chunks` over [0, n): the boundaries parallel_for uses.
@@ -123,6 +109,23 @@ class ThreadPool {
   }
 
  private:
+  /// parallel_for_dynamic (fixed blocks) and parallel_for_guided (shrinking blocks).
+  template <class F>
+  void claim_blocks_(std::int64_t n, F& fn, std::int64_t grain, bool guided) {
+    if (n <= 0) return;
+    grain = std::max<std::int64_t>(grain, 1);
+    const std::int64_t blocks = (n + grain - 1) / grain;
+    if (blocks <= 1 || n_threads_ <= 1 || in_region_flag_()) {
+      if (guided) {
+        fn(std::int64_t(0), n);
+      } else {
+        for (std::int64_t b = 0; b < n; b += grain) fn(b, std::min(b + grain, n));
+      }
+      return;
+    }
+    run_job_(n, std::min<std::int64_t>(n_threads_, blocks), guided ? -grain : grain, fn);
+  }
+
   /// Publishes one job to the workers, runs the caller's share, waits for the rest. grain 0:
   /// static chunks; > 0: blocks of `grain` claimed from job_next_ by `chunks` threads; < 0:
   /// guided blocks, multiples of -grain.
