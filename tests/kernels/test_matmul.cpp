@@ -39,7 +39,7 @@ TEST_CASE_TEMPLATE("matmul: simd vs ref over edge and LLaMA sizes", W, float, f1
     if (K < 1) continue;
     check_against_ref<W>(pool, 1, 37, K);
   }
-  check_against_ref<W>(pool, 1, 4096, 512);  // many rows: both 4-row groups and single rows
+  check_against_ref<W>(pool, 1, 4096, 512);  // many rows: both row groups and single rows
   // Every matvec loop in one row: 512-byte steps, then a 2-batch step, one batch, a scalar tail.
   check_against_ref<W>(pool, 1, 41, 4096 + 3 * kLanes + 5);
   // GEMM: M around the micro-tile height, N around the panel width, K across several blocks.

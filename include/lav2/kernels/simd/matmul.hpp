@@ -3,8 +3,9 @@
 // Two paths:
 // - matvec (M < kGemmMinRows): memory-bound, so it streams each weight row once per activation
 //   row, widening 16-bit weights in registers (F16C / AVX-512 / shifts; see convert.hpp) and
-//   accumulating into f32 batches. Groups of 4 (AVX2) or 8 (AVX-512) weight rows share each
-//   load of x; each step reads 512 bytes of every row of the group and prefetches the next 512.
+//   accumulating into f32 batches. Groups of 4 (SSE), 6 (AVX2) or 8 (AVX-512) weight rows
+//   share each load of x; each step reads 512 bytes of every row of the group and prefetches
+//   the next 512.
 // - GEMM (M >= kGemmMinRows): compute-bound, register-blocked; see gemm.hpp.
 //
 // Determinism and accumulation order (the contract in dispatch.hpp):
@@ -111,9 +112,11 @@ inline void matvec_rows(float* out, const float* x, const W* w, std::int64_t K, 
 template <class Arch, class W>
 inline void matvec_range(float* out, const float* x, const W* w, std::int64_t K, std::int64_t n_begin,
                          std::int64_t n_end, const Epilogue& ep) {
-  // Rows per group: 2 accumulators each must fit the register file with room for x (AVX-512 has
-  // 32 registers, AVX2 16). Eight concurrent row streams also read DRAM faster than four here.
-  constexpr int kGroup = fbatch<Arch>::size >= 16 ? 8 : 4;
+  // Rows per group: 2 accumulators each must fit the register file with room for a widened
+  // weight batch (AVX-512 has 32 registers, AVX2 16; x comes from L1 as a memory operand). More
+  // concurrent row streams read DRAM faster: 8 rows beat 4 or 6 on AVX-512, and on AVX2 (8-lane
+  // build on the same machine) 6 rows beat 4 by ~6 %.
+  constexpr int kGroup = fbatch<Arch>::size >= 16 ? 8 : fbatch<Arch>::size == 8 ? 6 : 4;
   std::int64_t n = n_begin;
   for (; n + kGroup <= n_end; n += kGroup) matvec_rows<Arch, kGroup>(out + n, x, w + n * K, K, ep, n);
   for (; n < n_end; ++n) matvec_rows<Arch, 1>(out + n, x, w + n * K, K, ep, n);
@@ -124,9 +127,9 @@ inline void matvec_range(float* out, const float* x, const W* w, std::int64_t K,
 /// \brief out[M, N] = x[M, K] · w[N, K]^T, then `ep` (see the file comment for paths and order).
 struct matmul_fn {
   /// Smallest block of weight rows the matvec threads claim, and the multiple every block is
-  /// made of: a multiple of every row-group size, so rows are grouped the same way whoever runs
-  /// them; 64 rows of 4096 f16 are 512 KiB.
-  static constexpr std::int64_t kMatvecGrain = 64;
+  /// made of: a multiple of every row-group size (4, 6, 8), so rows are grouped the same way
+  /// whoever runs them; 48 rows of 4096 f16 are 384 KiB.
+  static constexpr std::int64_t kMatvecGrain = 48;
 
   template <class Arch, class W>
   void operator()(Arch, ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M, std::int64_t N,
