@@ -7,6 +7,8 @@
 #include <string>
 #include <sys/wait.h>
 
+#include <nlohmann/json.hpp>
+
 #include <lav2/io/npy.hpp>
 
 #include "cli/cli_runner.hpp"
@@ -107,9 +109,21 @@ TEST_CASE("bench prints the contract's JSON keys on its last line; bad flags exi
   for (const char* key : {"\"prefill_tok_s\"", "\"decode_tok_s\"", "\"weight_bytes_per_token\"", "\"image_encode_s\"",
                           "\"peak_rss_bytes\"", "\"stream_gbs\"", "\"fma_peak_gflops\""})
     CHECK(contains(last, key));
+  CHECK(contains(last, "\"image_encode_s\":null"));  // no --image: nothing was encoded
   r = run_cli("bench --random-model 70b");
   CHECK(r.code == 2);
   CHECK(contains(r.out, "'70b' is not a known preset"));
   r = run_cli("bench --random-model tiny --dtype q3");
   CHECK(r.code == 2);
+}
+
+TEST_CASE("bench --image times the visual branch and reports it against the FMA probe") {
+  const Run r = run_cli("bench --random-model tiny --threads 2 --prompt-tokens 4 --gen-tokens 2 --image");
+  REQUIRE(r.code == 0);
+  CHECK(contains(r.out, "image encode "));
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind('{')));
+  REQUIRE(j["image_encode_s"].is_number());
+  CHECK(j["image_encode_s"].get<double>() > 0.0);
+  CHECK(j["image_encode_gflops"].get<double>() > 0.0);
+  CHECK(j["image_encode_fma_frac"].get<double>() > 0.0);
 }

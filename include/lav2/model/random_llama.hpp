@@ -3,6 +3,7 @@
 // so activations stay finite; the timings depend only on the shapes and the dtype.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 #include "lav2/model/llama_config.hpp"
 #include "lav2/model/llama_model.hpp"
 #include "lav2/model/llama_weights.hpp"
+#include "lav2/tensor/random_fill.hpp"
 
 namespace lav2::model {
 
@@ -32,28 +34,17 @@ inline LlamaConfig preset_config(const std::string& name) {
 }
 
 namespace detail {
-/// Fills a new tensor of `shape` with uniform [-scale, scale) values (or 1 for norms) from a
-/// splitmix64 hash of (salt, index): the same values for any thread count.
+/// Fills a new tensor of `shape` with uniform [-scale, scale) values (or 1 for norms), see
+/// tensor/random_fill.hpp: the same values for any thread count.
 template <class T>
 void fill_random(TensorView<const T>& slot, const Shape& shape, std::uint64_t salt, float scale, ThreadPool& pool,
                  std::vector<std::shared_ptr<const void>>& owned) {
   auto t = std::make_shared<Tensor<T>>(shape);
-  T* data = t->data();
-  const bool is_norm = shape.rank == 1;
-  pool.parallel_for(t->numel(), [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i) {
-      if (is_norm) {
-        data[i] = from_f32<T>(1.0f);
-        continue;
-      }
-      std::uint64_t z = salt + std::uint64_t(i) * 0x9E3779B97F4A7C15ull;
-      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-      z ^= z >> 31;
-      const float u = float(z >> 40) * (1.0f / float(1 << 24));  // [0, 1)
-      data[i] = from_f32<T>((2.0f * u - 1.0f) * scale);
-    }
-  }, 1 << 16);
+  if (shape.rank == 1) {
+    std::fill(t->begin(), t->end(), from_f32<T>(1.0f));
+  } else {
+    fill_hash_uniform(t->data(), t->numel(), salt, scale, pool);
+  }
   slot = TensorView<const T>(t->data(), t->shape());
   owned.push_back(std::move(t));
 }
@@ -66,8 +57,7 @@ LlamaModel<W> random_llama(const LlamaConfig& c, ThreadPool& pool, std::uint64_t
   LlamaWeights<W> w;
   std::uint64_t tensor_index = 0;
   for_each_tensor<policy::NoAdapter, policy::Frozen>(w, c, AdapterConfig{}, [&](const TensorSpec& spec, auto& slot) {
-    const std::uint64_t salt = seed * 0x9E3779B97F4A7C15ull + (++tensor_index) * 0xD1B54A32D192ED03ull;
-    detail::fill_random(slot, spec.shape, salt, scale, pool, w.owned);
+    detail::fill_random(slot, spec.shape, tensor_salt(seed, ++tensor_index), scale, pool, w.owned);
   });
   return LlamaModel<W>(c, std::move(w));
 }

@@ -40,6 +40,17 @@ struct VisualProjectorConfig {
   int hidden_dim = 0;  ///< mlp.fc1 outputs
   int dim = 0;         ///< LLaMA dim (visual_proj outputs)
   int n_heads = 16;    ///< visual_heads (run-time parameter)
+  /// Multiply-adds x 2 of the GEMMs and attention for `n_tokens` CLIP tokens, as encode() runs
+  /// them (the last block on the Q query rows only).
+  double flops(double n_tokens) const {
+    const double Q = n_queries, N = Q + n_tokens, W = width, H = hidden_dim;
+    double f = 2 * n_tokens * clip_dim * W;
+    for (int b = 0; b < n_blocks; ++b) {
+      const double R = b + 1 == n_blocks ? Q : N;
+      f += 2 * N * 3 * W * W + 2 * 2 * R * N * W + 2 * R * (W * W + 2 * W * H);
+    }
+    return f + 2 * Q * W * dim;
+  }
 };
 
 /// \brief One timm Block. Matrices are [out, in].
@@ -108,7 +119,10 @@ class VisualProjector {
   /// \brief Binds the projector from the adapter checkpoint's 'model' dict (keys of spec 5.2).
   /// \param visual_heads attention heads of the visual blocks (the official load() uses 16); it
   ///   must divide the width, else input_error.
-  static VisualProjector from_tensors(const io::TensorMap& model_dict, const std::string& file, int visual_heads = 16) {
+  /// \param keep_alive holds what the views in `model_dict` point into (f32 tensors are used in
+  ///   place), for callers that do not keep it themselves.
+  static VisualProjector from_tensors(const io::TensorMap& model_dict, const std::string& file, int visual_heads = 16,
+                                      std::shared_ptr<const void> keep_alive = {}) {
     VisualProjector p;
     p.cfg_ = infer_config(model_dict, file);
     if (visual_heads <= 0 || p.cfg_.width % visual_heads != 0)
@@ -116,6 +130,7 @@ class VisualProjector {
                  " (from checkpoint '", file, "' clip_proj.weight)");
     p.cfg_.n_heads = visual_heads;
     p.w_ = std::make_shared<VisualProjectorWeights>();
+    if (keep_alive) p.w_->owned.push_back(std::move(keep_alive));
     for_each_tensor(*p.w_, p.cfg_, [&](const std::string& name, const Shape& shape, auto& slot) {
       detail::bind(slot, model_dict, name, shape, file, p.w_->owned);
     });

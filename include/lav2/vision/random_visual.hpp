@@ -1,0 +1,96 @@
+// A CLIP vision tower and a visual projector with random weights and real shapes (ViT-L/14 and
+// the 7B adapter's projector by default), built in memory for benchmarks: `lav2 bench --image`
+// and benchmarks/bench_clip.cpp. The tensor table is the loaders' own (for_each_tensor), the
+// values small uniform random numbers (see RandomTensors::add) so activations stay finite;
+// timings depend only on the shapes.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "lav2/core/thread_pool.hpp"
+#include "lav2/io/tensor_map.hpp"
+#include "lav2/tensor/random_fill.hpp"
+#include "lav2/tensor/tensor.hpp"
+#include "lav2/vision/clip_vit.hpp"
+#include "lav2/vision/visual_projector.hpp"
+
+namespace lav2::vision {
+
+/// \brief OpenAI's ViT-L/14 at 224 px: width 1024, 24 resblocks, 16 heads, patch 14, out 768.
+inline ClipVisionConfig clip_vit_l14_config() {
+  ClipVisionConfig c;
+  c.width = 1024, c.n_layers = 24, c.n_heads = 16, c.hidden_dim = 4096, c.patch = 14, c.grid = 16, c.out_dim = 768;
+  return c;
+}
+
+/// \brief The projector of the released 7B checkpoints: 768 wide, 8 blocks, 16 heads, MLP 3072,
+/// Q = 10 queries, LLaMA dim 4096.
+inline VisualProjectorConfig projector_7b_config() {
+  VisualProjectorConfig c;
+  c.clip_dim = 768, c.width = 768, c.n_queries = 10, c.n_blocks = 8, c.hidden_dim = 3072, c.dim = 4096, c.n_heads = 16;
+  return c;
+}
+
+/// \brief Named random tensors and the storage behind them.
+struct RandomTensors {
+  io::TensorMap map;
+  std::vector<std::shared_ptr<const void>> owned;
+  std::uint64_t seed = 1, count = 0;
+
+  /// Adds `name` of `shape` in dtype T: norm scales (`ln_*` / `*norm*` 1-D weights) 1 +- 0.1,
+  /// other 1-D tensors +- 0.1, matrices and embeddings +- 1/sqrt(fan_in) (fan_in = all but the
+  /// first dimension), so activations keep their size through the layers.
+  template <class T>
+  void add(ThreadPool& pool, const std::string& name, const Shape& shape) {
+    float scale = 0.1f, offset = 0.0f;
+    if (shape.rank == 1) {
+      const bool norm = name.find("ln_") != std::string::npos || name.find("norm") != std::string::npos;
+      if (norm && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0) offset = 1.0f;
+    } else {
+      scale = 1.0f / std::sqrt(float(shape.numel() / shape[0]));
+    }
+    auto t = std::make_shared<Tensor<T>>(shape);
+    fill_hash_uniform(t->data(), t->numel(), tensor_salt(seed, ++count), scale, pool, offset);
+    map.emplace(name, AnyTensorView{dtype_of_v<T>, t->data(), shape, contiguous_strides(shape)});
+    owned.push_back(std::move(t));
+  }
+
+  /// Adds every tensor a weights struct binds, in the dtype of its slot: `for_each` is the
+  /// loader's own table (name, shape, TensorView<const T>& slot), so the names always match.
+  template <class ForEach>
+  void add_all(ThreadPool& pool, const std::string& prefix, ForEach&& for_each) {
+    for_each([&](const std::string& name, const Shape& shape, auto& slot) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(slot.data())>>;
+      add<T>(pool, prefix + name, shape);
+    });
+  }
+};
+
+/// \brief A tower of config `c` whose matrices are W (f16 as in OpenAI's archive, or f32); the
+/// embeddings, norms and biases are f32, as the loader keeps them.
+template <class W>
+ClipVisionModel random_clip_vision(const ClipVisionConfig& c, ThreadPool& pool, std::uint64_t seed = 1) {
+  auto r = std::make_shared<RandomTensors>();
+  r->seed = seed;
+  ClipVisionWeights<W> layout;  // only enumerated: names, shapes, dtypes
+  r->add_all(pool, "visual.", [&](auto&& fn) { for_each_tensor(layout, c, fn); });
+  const io::TensorMap& map = r->map;
+  return ClipVisionModel::from_tensors(map, "random CLIP vision tower", r);
+}
+
+/// \brief A projector of config `c` (f32, as in the adapter checkpoints).
+inline VisualProjector random_visual_projector(const VisualProjectorConfig& c, ThreadPool& pool, std::uint64_t seed = 2) {
+  auto r = std::make_shared<RandomTensors>();
+  r->seed = seed;
+  VisualProjectorWeights layout;
+  r->add_all(pool, "", [&](auto&& fn) { for_each_tensor(layout, c, fn); });
+  const io::TensorMap& map = r->map;
+  return VisualProjector::from_tensors(map, "random visual projector", c.n_heads, r);
+}
+
+}  // namespace lav2::vision
