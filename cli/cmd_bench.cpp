@@ -65,12 +65,9 @@ void run_model(lav2::model::LlamaModel<W>& m, lav2::ThreadPool& pool, const Benc
 // 2-block tower (still 224 px, 257 tokens) for tiny.
 void run_image(const std::string& preset, int model_dim, lav2::ThreadPool& pool, double fma_gflops, nlohmann::json& out) {
   using namespace lav2;
-  vision::ClipVisionConfig cc = vision::clip_vit_l14_config();
-  vision::VisualProjectorConfig pc = vision::projector_7b_config();
-  if (preset == "tiny") {
-    cc.width = 64, cc.n_layers = 2, cc.n_heads = 1, cc.hidden_dim = 256, cc.out_dim = 32;
-    pc.clip_dim = 32, pc.width = 32, pc.n_blocks = 2, pc.hidden_dim = 64, pc.n_heads = 2;
-  }
+  const bool tiny = preset == "tiny";
+  const vision::ClipVisionConfig cc = tiny ? vision::clip_tiny_config() : vision::clip_vit_l14_config();
+  vision::VisualProjectorConfig pc = tiny ? vision::projector_tiny_config(model_dim) : vision::projector_7b_config();
   pc.dim = model_dim;
   const auto tower = vision::random_clip_vision<f16_t>(cc, pool);
   const auto projector = vision::random_visual_projector(pc, pool);

@@ -12,11 +12,6 @@ using lav2::Tensor;
 using lav2::ThreadPool;
 
 namespace {
-lav2::vision::ClipVisionConfig small_tower() {
-  lav2::vision::ClipVisionConfig c = lav2::vision::clip_vit_l14_config();
-  c.width = 64, c.n_layers = 2, c.n_heads = 1, c.hidden_dim = 256, c.out_dim = 32;
-  return c;
-}
 bool all_finite(const Tensor<float>& t) {
   for (std::int64_t i = 0; i < t.numel(); ++i)
     if (!std::isfinite(t[i])) return false;
@@ -26,14 +21,13 @@ bool all_finite(const Tensor<float>& t) {
 
 TEST_CASE("random CLIP tower and projector: configured dims, finite and reproducible outputs") {
   ThreadPool pool(2);
-  const auto tc = small_tower();
+  const auto tc = lav2::vision::clip_tiny_config();
   const auto tower = lav2::vision::random_clip_vision<lav2::f16_t>(tc, pool);
   CHECK(tower.weight_dtype() == lav2::DType::f16);
   CHECK(tower.config().width == 64);
   CHECK(tower.config().n_layers == 2);
   CHECK(tower.config().out_dim == 32);
-  lav2::vision::VisualProjectorConfig pc = lav2::vision::projector_7b_config();
-  pc.clip_dim = 32, pc.width = 32, pc.n_blocks = 2, pc.hidden_dim = 64, pc.n_heads = 2, pc.dim = 48;
+  const lav2::vision::VisualProjectorConfig pc = lav2::vision::projector_tiny_config(48);
   const auto projector = lav2::vision::random_visual_projector(pc, pool);
   CHECK(projector.config().n_blocks == 2);
   CHECK(projector.config().n_queries == 10);

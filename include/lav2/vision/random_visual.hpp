@@ -36,6 +36,22 @@ inline VisualProjectorConfig projector_7b_config() {
   return c;
 }
 
+/// \brief A test-size tower at the real image geometry (224 px, patch 14, 257 tokens): width
+/// 64 (one head), 2 resblocks, MLP 256, out 32. `lav2 bench --random-model tiny --image`.
+inline ClipVisionConfig clip_tiny_config() {
+  ClipVisionConfig c = clip_vit_l14_config();
+  c.width = 64, c.n_layers = 2, c.n_heads = 1, c.hidden_dim = 256, c.out_dim = 32;
+  return c;
+}
+
+/// \brief A test-size projector for clip_tiny_config()'s features: 32 wide, 2 blocks, 2 heads,
+/// MLP 64, Q = 10, LLaMA dim `dim`.
+inline VisualProjectorConfig projector_tiny_config(int dim) {
+  VisualProjectorConfig c = projector_7b_config();
+  c.clip_dim = 32, c.width = 32, c.n_blocks = 2, c.hidden_dim = 64, c.n_heads = 2, c.dim = dim;
+  return c;
+}
+
 /// \brief Named random tensors and the storage behind them.
 struct RandomTensors {
   io::TensorMap map;
