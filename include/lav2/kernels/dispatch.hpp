@@ -16,6 +16,7 @@
 #include "lav2/kernels/ref/matmul.hpp"
 #include "lav2/kernels/ref/ops.hpp"
 #include "lav2/tensor/dtype.hpp"
+#include "lav2/tensor/mat_ptr.hpp"
 
 #ifndef LAV2_USE_SIMD
 #define LAV2_USE_SIMD 1
@@ -59,6 +60,22 @@ void matmul(ThreadPool& pool, float* out, const float* x, const W* w, std::int64
 #endif
 }
 
+/// \brief out[M, N] = x[M, K] · w^T for a weight handle of any supported dtype: the one closed
+/// dtype switch of lav2. `w` is (N, K) with contiguous rows (the binders guarantee it; a padded
+/// stride is a caller's bug and throws internal_error). A dtype outside is_matmul_dtype() throws
+/// internal_error too: the loaders refuse such files before any kernel runs.
+inline void matmul(ThreadPool& pool, float* out, const float* x, const MatPtr& w, std::int64_t M, Epilogue ep = {}) {
+  LAV2_ASSERT(w.contiguous());
+  const std::int64_t N = w.rows, K = w.cols;
+  switch (w.dtype) {
+    case DType::f32: return matmul(pool, out, x, static_cast<const float*>(w.data), M, N, K, ep);
+    case DType::f16: return matmul(pool, out, x, static_cast<const f16_t*>(w.data), M, N, K, ep);
+    case DType::bf16: return matmul(pool, out, x, static_cast<const bf16_t*>(w.data), M, N, K, ep);
+    default: break;
+  }
+  LAV2_THROW(internal_error, "matmul: weight dtype ", dtype_name(w.dtype), " has no kernel");
+}
+
 /// \brief RMSNorm: out = x * rsqrt(mean(x^2) + eps) * weight; `weight` may be null. (n) each.
 inline void rmsnorm(float* out, const float* x, const float* weight, std::int64_t n, float eps) {
   LAV2_KERNEL_CALL(rmsnorm, out, x, weight, n, eps);
@@ -93,7 +110,9 @@ inline void add(float* y, const float* x, std::int64_t n) { LAV2_KERNEL_CALL(add
 
 /// \brief One attention head over a KV cache: out = softmax(scale * q · k_j) · v.
 /// Row j of k / v is at k + j*kv_stride / v + j*kv_stride; `scratch` is (n_keys).
-inline void attention_head(float* out, const float* q, const float* k, const float* v, std::int64_t n_keys,
+/// K and V rows are float or f16_t (an f16 KV cache, widened exactly as they are read).
+template <class KV>
+inline void attention_head(float* out, const float* q, const KV* k, const KV* v, std::int64_t n_keys,
                            std::int64_t head_dim, std::int64_t kv_stride, float scale, float* scratch) {
   LAV2_KERNEL_CALL(attention_head, out, q, k, v, n_keys, head_dim, kv_stride, scale, scratch);
 }

@@ -46,6 +46,8 @@ struct KernelTable {
   void (*convert_f32_to_f16)(f16_t*, const float*, std::int64_t);
   void (*convert_bf16_to_f32)(float*, const bf16_t*, std::int64_t);
   void (*convert_f32_to_bf16)(bf16_t*, const float*, std::int64_t);
+  void (*attention_head_f16kv)(float*, const float*, const f16_t*, const f16_t*, std::int64_t, std::int64_t,
+                               std::int64_t, float, float*);
 };
 
 /// \brief The scalar reference kernels.
@@ -57,10 +59,10 @@ inline KernelTable ref_table() {
                                            std::int64_t N, std::int64_t K) { ref::matmul(p, o, x, w, M, N, K); };
   KernelTable::MatmulFn<bf16_t> mm_bf16 = [](ThreadPool& p, float* o, const float* x, const bf16_t* w, std::int64_t M,
                                              std::int64_t N, std::int64_t K) { ref::matmul(p, o, x, w, M, N, K); };
-  return {ref::dot, ref::axpy, ref::add, ref::rmsnorm, ref::layernorm, ref::rope_interleaved, ref::softmax,
-          ref::silu, ref::swiglu, ref::gelu_erf, ref::quick_gelu, ref::attention_head, ref::adapter_attention_head,
+  return {ref::dot<float>, ref::axpy<float>, ref::add, ref::rmsnorm, ref::layernorm, ref::rope_interleaved, ref::softmax,
+          ref::silu, ref::swiglu, ref::gelu_erf, ref::quick_gelu, ref::attention_head<float>, ref::adapter_attention_head,
           mm_f32, mm_f16, mm_bf16, ref::convert_f16_to_f32,
-          ref::convert_f32_to_f16, ref::convert_bf16_to_f32, ref::convert_f32_to_bf16};
+          ref::convert_f32_to_f16, ref::convert_bf16_to_f32, ref::convert_f32_to_bf16, ref::attention_head<f16_t>};
 }
 
 namespace detail {
@@ -92,6 +94,8 @@ inline KernelTable simd_table() {
   t.quick_gelu = simd_fn<quick_gelu_fn>::call<float*, std::int64_t>;
   t.attention_head = simd_fn<attention_head_fn>::call<float*, const float*, const float*, const float*, std::int64_t,
                                                       std::int64_t, std::int64_t, float, float*>;
+  t.attention_head_f16kv = simd_fn<attention_head_fn>::call<float*, const float*, const f16_t*, const f16_t*,
+                                                           std::int64_t, std::int64_t, std::int64_t, float, float*>;
   t.adapter_attention_head =
       simd_fn<adapter_attention_head_fn>::call<float*, const float*, const float*, const float*, std::int64_t,
                                                std::int64_t, std::int64_t, float, float, float*>;
@@ -267,6 +271,13 @@ inline std::vector<Result> run(const KernelTable& tested, const KernelTable& ref
     reference.adapter_attention_head(out_r.data(), q.data(), k.data(), v.data(), nk, hd, stride, scale, 0.37f,
                                      scratch.data());
     results.push_back(compare("adapter_attention_head", out_g.data(), out_r.data(), hd, 1e-6, 0.0));
+    // The same over an f16 cache (--kv-dtype f16): keys and values rounded to f16 first.
+    std::vector<f16_t> k16(k.size()), v16(v.size());
+    for (std::size_t i = 0; i < k.size(); ++i) k16[i].bits = f32_to_f16(k[i]);
+    for (std::size_t i = 0; i < v.size(); ++i) v16[i].bits = f32_to_f16(v[i]);
+    tested.attention_head_f16kv(out_g.data(), q.data(), k16.data(), v16.data(), nk, hd, stride, scale, scratch.data());
+    reference.attention_head_f16kv(out_r.data(), q.data(), k16.data(), v16.data(), nk, hd, stride, scale, scratch.data());
+    results.push_back(compare("attention_head_f16kv", out_g.data(), out_r.data(), hd, 1e-6, 0.0));
   }
 
   // The matvec (M = 1) and GEMM paths of matmul, for each weight type.

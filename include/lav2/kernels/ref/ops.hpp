@@ -18,15 +18,19 @@ namespace lav2::kernels::ref {
 // ---- vector primitives ------------------------------------------------------------------------
 
 /// \brief sum_i a[i] * b[i]. `a`, `b` are (n).
-inline float dot(const float* a, const float* b, std::int64_t n) {
+/// `b` may also be f16 (a KV cache stored in f16), widened exactly.
+template <class T>
+inline float dot(const float* a, const T* b, std::int64_t n) {
   double sum = 0.0;
-  for (std::int64_t i = 0; i < n; ++i) sum += double(a[i]) * double(b[i]);
+  for (std::int64_t i = 0; i < n; ++i) sum += double(a[i]) * double(to_f32(b[i]));
   return float(sum);
 }
 
 /// \brief y += a * x. `y`, `x` are (n).
-inline void axpy(float* y, float a, const float* x, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+/// `x` may also be f16 (a KV cache stored in f16), widened exactly.
+template <class T>
+inline void axpy(float* y, float a, const T* x, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] += a * to_f32(x[i]);
 }
 
 /// \brief y += x (the residual connection). `y`, `x` are (n).
@@ -119,7 +123,9 @@ inline void quick_gelu(float* x, std::int64_t n) {
 ///   s_j = scale * q . k_j   (j < n_keys),  p = softmax(s),  out = sum_j p_j v_j.
 /// `q`, `out` are (head_dim); key/value row j is at k + j*kv_stride, v + j*kv_stride (head_dim
 /// floats each); `scratch` is (n_keys) and ends up holding p.
-inline void attention_head(float* out, const float* q, const float* k, const float* v, std::int64_t n_keys,
+/// K and V rows may be float or f16 (a KV cache stored in f16).
+template <class KV>
+inline void attention_head(float* out, const float* q, const KV* k, const KV* v, std::int64_t n_keys,
                            std::int64_t head_dim, std::int64_t kv_stride, float scale, float* scratch) {
   for (std::int64_t j = 0; j < n_keys; ++j) scratch[j] = dot(q, k + j * kv_stride, head_dim) * scale;
   softmax(scratch, n_keys);

@@ -67,28 +67,30 @@ inline std::int64_t tail_start(std::int64_t n) {
 
 // ---- vector primitives ------------------------------------------------------------------------
 
+/// `b` is float or f16_t (an f16 KV cache), widened exactly before the multiply.
 struct dot_fn {
-  template <class Arch>
-  float operator()(Arch, const float* a, const float* b, std::int64_t n) const {
+  template <class Arch, class T>
+  float operator()(Arch, const float* a, const T* b, std::int64_t n) const {
     using B = detail::fbatch<Arch>;
     float sum = detail::reduce_sum<Arch>(n, [a, b](const B& acc, std::int64_t i) {
-      return xsimd::fma(B::load_unaligned(a + i), B::load_unaligned(b + i), acc);
+      return xsimd::fma(B::load_unaligned(a + i), detail::load_as_f32<Arch>(b + i), acc);
     });
-    for (std::int64_t i = detail::tail_start<Arch>(n); i < n; ++i) sum = std::fma(a[i], b[i], sum);  // explicit: contraction would vary by instantiation
+    for (std::int64_t i = detail::tail_start<Arch>(n); i < n; ++i) sum = std::fma(a[i], to_f32(b[i]), sum);  // explicit: contraction would vary by instantiation
     return sum;
   }
 };
 
+/// `x` is float or f16_t (an f16 KV cache), widened exactly before the multiply.
 struct axpy_fn {
-  template <class Arch>
-  void operator()(Arch, float* y, float a, const float* x, std::int64_t n) const {
+  template <class Arch, class T>
+  void operator()(Arch, float* y, float a, const T* x, std::int64_t n) const {
     using B = detail::fbatch<Arch>;
     constexpr std::int64_t kLanes = B::size;
     const B va(a);
     std::int64_t i = 0;
     for (; i + kLanes <= n; i += kLanes)
-      xsimd::fma(va, B::load_unaligned(x + i), B::load_unaligned(y + i)).store_unaligned(y + i);
-    for (; i < n; ++i) y[i] += a * x[i];
+      xsimd::fma(va, detail::load_as_f32<Arch>(x + i), B::load_unaligned(y + i)).store_unaligned(y + i);
+    for (; i < n; ++i) y[i] += a * to_f32(x[i]);
   }
 };
 
@@ -255,17 +257,18 @@ struct quick_gelu_fn {
 
 /// Scores s_j = scale * q . k_j into `scratch`, then softmax: shared by both attention kernels.
 struct attention_probs_fn {
-  template <class Arch>
-  void operator()(Arch, float* scratch, const float* q, const float* k, std::int64_t n_keys, std::int64_t head_dim,
+  template <class Arch, class KV>
+  void operator()(Arch, float* scratch, const float* q, const KV* k, std::int64_t n_keys, std::int64_t head_dim,
                   std::int64_t kv_stride, float scale) const {
     for (std::int64_t j = 0; j < n_keys; ++j) scratch[j] = dot_fn{}(Arch{}, q, k + j * kv_stride, head_dim) * scale;
     softmax_fn{}(Arch{}, scratch, n_keys);
   }
 };
 
+/// K and V rows are float or f16_t (an f16 KV cache).
 struct attention_head_fn {
-  template <class Arch>
-  void operator()(Arch, float* out, const float* q, const float* k, const float* v, std::int64_t n_keys,
+  template <class Arch, class KV>
+  void operator()(Arch, float* out, const float* q, const KV* k, const KV* v, std::int64_t n_keys,
                   std::int64_t head_dim, std::int64_t kv_stride, float scale, float* scratch) const {
     attention_probs_fn{}(Arch{}, scratch, q, k, n_keys, head_dim, kv_stride, scale);
     std::fill(out, out + head_dim, 0.0f);
