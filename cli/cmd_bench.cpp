@@ -1,14 +1,15 @@
 // `lav2 bench`: prefill and decode speed on a random model with real shapes, reported against the
 // machine probes measured in the same run (CONTRACT.md):
 //   lav2 bench --random-model 7b [--layers L] --dtype f16 --threads N --prompt-tokens P
-//              --gen-tokens G [--image] [--json]
+//              --gen-tokens G [--image] [--adapter] [--json]
 // The last line of stdout is one JSON object with prefill_tok_s, decode_tok_s,
 // weight_bytes_per_token, image_encode_s, peak_rss_bytes, stream_gbs, fma_peak_gflops (plus
 // bandwidth_limit_tok_s and decode_fraction_of_bandwidth = decode_tok_s / bandwidth_limit_tok_s).
 // With --image, image_encode_s is the median of 3 encodes (after one warm-up) of a synthetic
 // 640x480 image through preprocessing, a random CLIP tower (ViT-L/14 with f16 matrices, as in
 // OpenAI's archive, for 7b) and projector; image_encode_gflops and image_encode_fma_frac relate
-// it to the FMA probe. Without --image, image_encode_s is null.
+// it to the FMA probe. Without --image, image_encode_s is null. --adapter runs a random V2 BIAS
+// adapter (model::random_adapter_spec) with a visual query from a random projector.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -32,33 +33,50 @@ namespace {
 struct BenchArgs {
   std::string preset = "7b", dtype = "f16";
   int layers = 0, threads = 0, prompt_tokens = 64, gen_tokens = 32;
-  bool image = false, json = false;
+  bool image = false, json = false, adapter = false;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-template <class W>
-void run_model(lav2::model::LlamaModel<W>& m, lav2::ThreadPool& pool, const BenchArgs& a, nlohmann::json& out) {
+// Prefill of a synthetic prompt, then gen_tokens decode steps, on one request state.
+void run_model(const lav2::model::LlamaModel& m, lav2::ThreadPool& pool, const BenchArgs& a, const lav2::Tensor<float>* visual_query,
+               nlohmann::json& out) {
   using clock = std::chrono::steady_clock;
   const int vocab = m.config().vocab_size;
   std::vector<int> prompt(static_cast<std::size_t>(a.prompt_tokens));
   for (int i = 0; i < a.prompt_tokens; ++i) prompt[std::size_t(i)] = 1 + int((std::uint64_t(i) * 2654435761u) % std::uint64_t(vocab - 1));
   std::vector<float> logits(static_cast<std::size_t>(vocab));
-  auto cache = m.new_cache();
+  lav2::model::StateOptions opt;
+  opt.max_seq_len = a.prompt_tokens + a.gen_tokens + 1;
+  auto state = m.new_state(pool, opt, visual_query ? visual_query->data() : nullptr, visual_query ? visual_query->dim(0) : 0);
   auto t0 = clock::now();
-  m.forward(pool, prompt.data(), a.prompt_tokens, cache, logits.data());
+  m.forward(pool, state, prompt.data(), a.prompt_tokens, logits.data());
   const double prefill_s = seconds_since(t0);
   int token = 2;
   t0 = clock::now();
   for (int g = 0; g < a.gen_tokens; ++g) {
-    m.forward(pool, &token, 1, cache, logits.data());
+    m.forward(pool, state, &token, 1, logits.data());
     token = 3 + (g * 7919) % (vocab - 3);  // decode speed does not depend on which token
   }
   const double decode_s = seconds_since(t0);
   out["prefill_tok_s"] = a.prompt_tokens / prefill_s;
   out["decode_tok_s"] = a.gen_tokens > 0 ? a.gen_tokens / decode_s : 0.0;
+}
+
+// The visual query of a random projector at the preset's shapes, over synthetic CLIP features
+// (untimed: --adapter needs a query, --image times the whole visual branch separately).
+lav2::Tensor<float> random_visual_query(const std::string& preset, int model_dim, lav2::ThreadPool& pool) {
+  using namespace lav2;
+  const bool tiny = preset == "tiny";
+  vision::VisualProjectorConfig pc = tiny ? vision::projector_tiny_config(model_dim) : vision::projector_7b_config();
+  pc.dim = model_dim;
+  const auto projector = vision::random_visual_projector(pc, pool);
+  const std::int64_t tokens = (tiny ? vision::clip_tiny_config() : vision::clip_vit_l14_config()).n_tokens();
+  Tensor<float> features(Shape{tokens, pc.clip_dim});
+  fill_hash_uniform(features.data(), features.numel(), 7, 1.0f, pool);
+  return projector.encode(pool, features);
 }
 
 // The visual branch at the preset's shapes: ViT-L/14 and the 7B projector for 7b, a 64-wide
@@ -97,7 +115,6 @@ int run_bench(const BenchArgs& a) {
     LAV2_THROW(input_error, "--dtype '", a.dtype, "' is not one of f16, bf16, f32, q8_0, q4_0");
   model::LlamaConfig c = model::preset_config(a.preset);
   if (a.layers > 0) c.n_layers = a.layers;
-  c.max_seq_len = a.prompt_tokens + a.gen_tokens + 1;
 
   ThreadPool pool(a.threads);
   nlohmann::json out;
@@ -118,15 +135,13 @@ int run_bench(const BenchArgs& a) {
   out["stream_gbs"] = stream;
   out["fma_peak_gflops"] = fma;
 
-  if (a.dtype == "f16") {
-    auto m = model::random_llama<f16_t>(c, pool);
-    run_model(m, pool, a, out);
-  } else if (a.dtype == "bf16") {
-    auto m = model::random_llama<bf16_t>(c, pool);
-    run_model(m, pool, a, out);
-  } else {
-    auto m = model::random_llama<float>(c, pool);
-    run_model(m, pool, a, out);
+  out["adapter"] = a.adapter ? "v2-bias" : "none";
+  {
+    const DType dtype = a.dtype == "f16" ? DType::f16 : a.dtype == "bf16" ? DType::bf16 : DType::f32;
+    const model::AdapterSpec spec = a.adapter ? model::random_adapter_spec(c) : model::AdapterSpec{};
+    const auto m = model::random_llama(c, dtype, pool, 1, 0.02f, spec);
+    const Tensor<float> query = a.adapter ? random_visual_query(a.preset, c.dim, pool) : Tensor<float>();
+    run_model(m, pool, a, a.adapter ? &query : nullptr, out);
   }
   if (a.image) run_image(a.preset, c.dim, pool, fma, out);  // after the model is freed
   const double limit = stream * 1e9 / double(out["weight_bytes_per_token"].get<std::int64_t>());
@@ -160,6 +175,8 @@ const lav2::cli::CommandRegistrar kRegister{
       sub.add_option("--prompt-tokens", a->prompt_tokens, "prompt length for prefill")->check(CLI::Range(1, 65536));
       sub.add_option("--gen-tokens", a->gen_tokens, "decode steps")->check(CLI::Range(0, 65536));
       sub.add_flag("--image", a->image, "also time the visual branch (preprocess, CLIP tower, projector) on a synthetic image");
+      sub.add_flag("--adapter", a->adapter,
+                   "run a random LLaMA-Adapter V2 BIAS adapter on the model (prompts, gates, biases, a visual query)");
       sub.add_flag("--json", a->json, "print only the JSON line");
       return [a] { return run_bench(*a); };
     }};

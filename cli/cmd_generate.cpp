@@ -1,7 +1,7 @@
-// `lav2 generate`: text generation with Meta's LLaMA files (CONTRACT.md, issue 3).
+// `lav2 generate`: text generation with Meta's LLaMA files (CONTRACT.md).
 //   lav2 generate --llama-dir DIR [--tokenizer FILE] --prompt TEXT [--template alpaca|alpaca-input|none]
 //                 [--input TEXT] [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
-//                 [--threads N] [--max-seq-len N] [--dump DIR] [--json]
+//                 [--threads N] [--max-seq-len N] [--kv-dtype f32|f16] [--stop TEXT]... [--dump DIR] [--json]
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -30,7 +30,9 @@ namespace fs = std::filesystem;
 namespace {
 
 struct GenerateArgs {
-  std::string llama_dir, tokenizer, prompt, input, tmpl = "alpaca", dump, adapter, clip, image, channel_order = "bgr";
+  std::string llama_dir, tokenizer, prompt, input, tmpl = "alpaca", dump, adapter, clip, image, channel_order = "bgr",
+      kv_dtype = "f32";
+  std::vector<std::string> stop;
   bool has_input = false, json = false;
   int max_new_tokens = 256, threads = 0, max_seq_len = 512, visual_heads = 16;
   float temperature = 0.1f, top_p = 0.75f;
@@ -58,7 +60,7 @@ VisualResult encode_visual(const GenerateArgs& a, const lav2::model::LoadedModel
   using namespace lav2;
   cli::ProcessTimer timer;
   const auto clip = vision::ClipVisionModel::load(a.clip);
-  const auto projector = vision::VisualProjector::from_tensors(loaded.adapter_tensors, a.adapter, a.visual_heads);
+  const auto projector = vision::VisualProjector::from_tensors(loaded.adapter.tensors, a.adapter, a.visual_heads);
   VisualResult r;
   if (a.image.empty()) {
     r.image = vision::zero_image(clip.config().image_size());  // the official text-only path
@@ -100,42 +102,45 @@ int run_generate(const GenerateArgs& a) {
   if (!fs::is_directory(a.llama_dir, ec)) LAV2_THROW(input_error, "--llama-dir '", a.llama_dir, "' is not a directory");
   cli::ProcessTimer timer;
   const auto tokenizer = text::Tokenizer::load(resolve_tokenizer(a));
-  auto loaded = model::load_model(a.llama_dir, tokenizer.vocab_size(), a.max_seq_len, a.adapter);
+  const auto loaded = model::load_model(a.llama_dir, tokenizer.vocab_size(), a.adapter);
+  const model::LlamaModel& m = loaded.model;
   const double load_s = timer.seconds();
   ThreadPool pool(a.threads);
 
   // The visual query, for adapters that take one (V2); computed once, before generation.
-  const bool takes_visual = loaded.spec.kind == model::AdapterSpec::Kind::v2;
+  const bool takes_visual = m.spec().takes_visual();
   if (!takes_visual && !a.image.empty())
-    LAV2_THROW(input_error, "--image: the adapter '", a.adapter, "' (", loaded.spec.describe(), ") has no visual branch");
+    LAV2_THROW(input_error, "--image: the adapter '", a.adapter, "' (", m.spec().describe(), ") has no visual branch");
   if (takes_visual && a.clip.empty())
     LAV2_THROW(input_error, "--adapter needs --clip: LLaMA-Adapter V2 computes its visual query with CLIP, even without "
                             "--image (the official text-only path encodes the all-zero image)");
   VisualResult visual;
-  if (takes_visual) {
-    const int dim = std::visit([](auto& m) { return m.config().dim; }, loaded.model);
-    visual = encode_visual(a, loaded, dim, pool);
-    std::visit([&](auto& m) { m.set_visual_query(pool, visual.query.data(), visual.query.dim(0)); }, loaded.model);
-  }
+  if (takes_visual) visual = encode_visual(a, loaded, m.config().dim, pool);
 
   const auto tmpl = text::parse_prompt_template(a.tmpl);
   const std::string prompt = text::format_prompt(tmpl, a.prompt, a.has_input ? std::optional<std::string_view>(a.input)
                                                                              : std::optional<std::string_view>());
   const std::vector<int> prompt_ids = tokenizer.encode(prompt, /*bos=*/true, /*eos=*/false);
 
+  model::StateOptions state_opt;
+  state_opt.max_seq_len = a.max_seq_len;
+  state_opt.kv_dtype = a.kv_dtype == "f16" ? model::KvDType::f16 : model::KvDType::f32;
+  auto state = m.new_state(pool, state_opt, takes_visual ? visual.query.data() : nullptr, takes_visual ? visual.query.dim(0) : 0);
+
   model::GenerateOptions opt;
   opt.max_new_tokens = a.max_new_tokens;
   opt.temperature = a.temperature;
   opt.top_p = a.top_p;
   opt.seed = a.seed;
+  opt.stop = a.stop;
   opt.record_logits = !a.dump.empty();
   auto stream = [&](std::string_view piece) {
-    if (a.json) return;
+    if (a.json) return true;
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
+    return true;
   };
-  const model::GenerateResult r = std::visit(
-      [&](auto& m) { return model::generate(m, pool, tokenizer, prompt_ids, opt, stream); }, loaded.model);
+  const model::GenerateResult r = model::generate(m, state, pool, tokenizer, prompt_ids, opt, stream);
   if (!a.json) std::fputc('\n', stdout);
 
   if (!a.dump.empty()) {
@@ -188,6 +193,9 @@ const lav2::cli::CommandRegistrar kRegister{
       sub.add_option("--seed", a->seed, "sampling seed (0)");
       sub.add_option("--threads", a->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
       sub.add_option("--max-seq-len", a->max_seq_len, "prompt + generated tokens at most (512, as officially)");
+      sub.add_option("--kv-dtype", a->kv_dtype, "KV cache element type: f32 (default) | f16 (half the memory)")
+          ->check(CLI::IsMember({"f32", "f16"}));
+      sub.add_option("--stop", a->stop, "end generation at this text, not emitted (repeatable; e.g. ###)");
       sub.add_option("--dump", a->dump, "write .npy files of ids and logits, and prompt.txt, into DIR");
       sub.add_flag("--json", a->json, "print one JSON object instead of streaming text");
       sub.add_option("--adapter", a->adapter, "official LLaMA-Adapter V2 checkpoint (.pth holding {'model','config'}); needs --clip");

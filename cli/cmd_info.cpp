@@ -25,9 +25,7 @@ struct InfoArgs {
   bool json = false;
 };
 
-// The official visual branch of the multimodal 7B (spec 4.2): 768 wide, 8 blocks, mlp 3072, Q 10.
-std::int64_t official_visual_params(int llama_dim) {
-  vision::VisualProjectorConfig v{768, 768, 10, 8, 3072, llama_dim, 16};
+std::int64_t projector_params(const vision::VisualProjectorConfig& v) {
   vision::VisualProjectorWeights w;
   std::int64_t n = 0;
   vision::for_each_tensor(w, v, [&](const std::string&, const Shape& s, auto&) { n += s.numel(); });
@@ -40,21 +38,21 @@ struct Described {
 };
 
 Described from_preset(const std::string& name) {
-  using namespace policy;
+  using namespace model;
   model::AdapterSpec spec;
   model::LlamaConfig c;
   bool visual = false;
   if (name == "7b-bias" || name == "7b-lora-bias") {
     c = model::preset_config("7b");
-    spec.kind = model::AdapterSpec::Kind::v2;
+    spec.kind = AdapterKind::v2;
     spec.bias = BiasSet::official;
     spec.lora = name == "7b-lora-bias";
-    spec.sizes = {10, 31, 16, 0};
+    spec.query_len = 10, spec.query_layer = 31, spec.lora_rank = 16;
     visual = true;
   } else if (name == "7b-v1") {
     c = model::preset_config("7b");
-    spec.kind = model::AdapterSpec::Kind::v1;
-    spec.sizes = {10, 30, 16, 0};
+    spec.kind = AdapterKind::v1;
+    spec.query_len = 10, spec.query_layer = 30;
   } else if (name == "65b-chat" || name == "65b-paper-scale") {
     c.dim = 8192, c.n_layers = 80, c.n_heads = 64, c.vocab_size = 32000, c.multiple_of = 256;
     c.head_dim = 128, c.hidden_dim = model::ffn_hidden_dim(c.dim, c.multiple_of);
@@ -62,22 +60,25 @@ Described from_preset(const std::string& name) {
     spec.scale = name == "65b-chat" ? ScaleMode::input : ScaleMode::output;
     if (spec.scale == ScaleMode::output)  // the paper's s*(Wx+b): a table only, no released model
       return {name + ": LLaMA, bias (all 7 linears), output scales (the paper's s*(Wx+b))",
-              model::count_table<NoAdapter, BiasScaleOut>(c)};
+              model::count_llama_params(c, spec)};
   } else {
     LAV2_THROW(input_error, "--preset '", name, "' is not one of 7b-bias, 7b-lora-bias, 7b-v1, 65b-chat, 65b-paper-scale");
   }
   model::ParamCounts counts = model::count_llama_params(c, spec);
-  if (visual) counts[Group::visual] = official_visual_params(c.dim);
+  // The official visual branch of the multimodal 7B (spec 4.2): 768 wide, 8 blocks, mlp 3072, Q 10.
+  if (visual) counts[Group::visual] = projector_params(vision::VisualProjectorConfig{768, 768, 10, 8, 3072, c.dim, 16});
   return {name + ": " + spec.describe(), counts};
 }
 
 Described from_checkpoint(const InfoArgs& a) {
-  auto loaded = model::load_model(a.llama_dir, 0, 512, a.adapter);
-  const model::LlamaConfig c = std::visit([](auto& m) { return m.config(); }, loaded.model);
-  model::ParamCounts counts = model::count_llama_params(c, loaded.spec);
-  for (const auto& [name, view] : loaded.adapter_tensors)
-    if (model::is_visual_branch_key(name)) counts[Group::visual] += view.numel();
-  return {loaded.spec.describe() + " (" + a.llama_dir + (a.adapter.empty() ? "" : " + " + a.adapter) + ")", counts};
+  const auto loaded = model::load_model(a.llama_dir, 0, a.adapter);
+  const model::AdapterSpec& spec = loaded.model.spec();
+  model::ParamCounts counts = model::count_llama_params(loaded.model.config(), spec);
+  if (spec.takes_visual() && loaded.adapter.tensors.count("clip_proj.weight")) {
+    const auto projector = vision::VisualProjector::infer_config(loaded.adapter.tensors, a.adapter);
+    counts[Group::visual] = projector_params(projector);
+  }
+  return {spec.describe() + " (" + a.llama_dir + (a.adapter.empty() ? "" : " + " + a.adapter) + ")", counts};
 }
 
 int run_info(const InfoArgs& a) {
@@ -87,13 +88,17 @@ int run_info(const InfoArgs& a) {
   const model::ParamCounts& n = d.counts;
   // The official phases' disjoint groups (spec 3.3): pre-train trains prompts, gates and the
   // visual branch; fine-tune trains biases and norms.
-  const std::int64_t pretrain = n[Group::adapter_prompts] + n[Group::gates] + n[Group::visual];
-  const std::int64_t finetune = n[Group::biases] + n[Group::norms];
+  std::int64_t pretrain = 0, finetune = 0;
+  for (int g = 0; g < io::kGroupCount; ++g) {
+    const io::OfficialPhase phase = io::official_phase(Group(g));
+    if (phase == io::OfficialPhase::pretrain) pretrain += n.by_group[std::size_t(g)];
+    if (phase == io::OfficialPhase::finetune) finetune += n.by_group[std::size_t(g)];
+  }
   const double fraction = double(n.trainable()) / double(n.llama());
   if (a.json) {
     nlohmann::json j;
     j["model"] = d.title;
-    for (int g = 0; g < 8; ++g) j["groups"][model::group_name(Group(g))] = n.by_group[std::size_t(g)];
+    for (int g = 0; g < int(Group::clip); ++g) j["groups"][model::group_name(Group(g))] = n.by_group[std::size_t(g)];
     j["llama_params"] = n.llama();
     j["trainable"] = n.trainable();
     j["trainable_fraction_of_llama"] = fraction;
@@ -103,13 +108,13 @@ int run_info(const InfoArgs& a) {
     return 0;
   }
   std::printf("%s\n", d.title.c_str());
-  for (int g = 0; g < 8; ++g)
+  for (int g = 0; g < int(Group::clip); ++g)
     std::printf("  %-16s %15lld%s\n", model::group_name(Group(g)), static_cast<long long>(n.by_group[std::size_t(g)]),
                 g == 0 ? "  (frozen)" : "");
   std::printf("  %-16s %15lld\n", "llama (w/ norms)", static_cast<long long>(n.llama()));
   std::printf("  %-16s %15lld  = %.4f%% of LLaMA\n", "trainable", static_cast<long long>(n.trainable()), 100.0 * fraction);
   std::printf("  %-16s %15lld  (prompts + gates + visual branch)\n", "pre-train group", static_cast<long long>(pretrain));
-  std::printf("  %-16s %15lld  (biases + norms)\n", "fine-tune group", static_cast<long long>(finetune));
+  std::printf("  %-16s %15lld  (biases + norms + scales)\n", "fine-tune group", static_cast<long long>(finetune));
   return 0;
 }
 

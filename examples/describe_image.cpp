@@ -24,24 +24,23 @@ int main(int argc, char** argv) {
     using namespace lav2;
     ThreadPool pool(0);  // all cores
     const auto tokenizer = text::Tokenizer::load(argv[2]);
-    auto loaded = model::load_model(argv[1], tokenizer.vocab_size(), 512, argv[3]);
+    const auto loaded = model::load_model(argv[1], tokenizer.vocab_size(), argv[3]);
 
     // Image -> CLIP features [257, C] -> visual query [Q, dim] -> the adapter's prompts (once).
     const auto clip = vision::ClipVisionModel::load(argv[4]);
-    const auto projector = vision::VisualProjector::from_tensors(loaded.adapter_tensors, argv[3]);
+    const auto projector = vision::VisualProjector::from_tensors(loaded.adapter.tensors, argv[3]);
     const Tensor<float> image = vision::preprocess_clip(vision::load_image(argv[5]));  // BGR, as trained
     const Tensor<float> query = projector.encode(pool, clip.encode(pool, image));
 
     const std::string prompt = text::format_prompt(text::PromptTemplate::alpaca, argv[6]);
     const std::vector<int> ids = tokenizer.encode(prompt, /*bos=*/true, /*eos=*/false);
     model::GenerateOptions options;  // the official defaults: T 0.1, top-p 0.75, 256 tokens
-    std::visit([&](auto& m) {
-      m.set_visual_query(pool, query.data(), query.dim(0));
-      model::generate(m, pool, tokenizer, ids, options, [](std::string_view piece) {
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
-        std::fflush(stdout);
-      });
-    }, loaded.model);
+    auto state = loaded.model.new_state(pool, model::StateOptions{}, query.data(), query.dim(0));
+    model::generate(loaded.model, state, pool, tokenizer, ids, options, [](std::string_view piece) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+      return true;  // false would stop generation here
+    });
     std::printf("\n");
     return 0;
   } catch (const lav2::error& e) {

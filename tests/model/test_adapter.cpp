@@ -9,7 +9,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include <lav2/io/npy.hpp>
@@ -36,79 +35,104 @@ std::vector<int> golden_ids(const std::string& variant) {
 }
 
 
-// The variant's expected policies, checked against what the switch chose.
+// The variant's expected run-time spec, checked against what the loader read.
 struct Expect {
   const char* name;
-  std::string_view adapter;
-  policy::BiasSet bias;
-  policy::ScaleMode scale;
+  model::AdapterKind kind;
+  model::BiasSet bias;
+  model::ScaleMode scale;
   bool lora;
-  policy::FusionMode fusion;
+  model::FusionMode fusion;
   bool visual;  // takes the visual query
 };
+using model::AdapterKind;
+using model::BiasSet;
+using model::FusionMode;
+using model::ScaleMode;
 const Expect kVariants[] = {
-    {"bias", "v2", policy::BiasSet::official, policy::ScaleMode::none, false, policy::FusionMode::all_adapter_layers, true},
-    {"lora_bias", "v2", policy::BiasSet::official, policy::ScaleMode::none, true, policy::FusionMode::all_adapter_layers, true},
-    {"first_k", "v2", policy::BiasSet::official, policy::ScaleMode::none, false, policy::FusionMode::first_k, true},
-    {"paper_early", "v2", policy::BiasSet::official, policy::ScaleMode::none, false, policy::FusionMode::paper_early, true},
-    {"lora_paper_early", "v2", policy::BiasSet::official, policy::ScaleMode::none, true, policy::FusionMode::paper_early, true},
-    {"chat65b_scale", "none", policy::BiasSet::all, policy::ScaleMode::input, false, policy::FusionMode::all_adapter_layers, false},
-    {"paper_scale", "v2", policy::BiasSet::all, policy::ScaleMode::output, false, policy::FusionMode::paper_early, true},
-    {"v1", "v1", policy::BiasSet::none, policy::ScaleMode::none, false, policy::FusionMode::all_adapter_layers, false},
+    {"bias", AdapterKind::v2, BiasSet::official, ScaleMode::none, false, FusionMode::all_adapter_layers, true},
+    {"lora_bias", AdapterKind::v2, BiasSet::official, ScaleMode::none, true, FusionMode::all_adapter_layers, true},
+    {"first_k", AdapterKind::v2, BiasSet::official, ScaleMode::none, false, FusionMode::first_k, true},
+    {"paper_early", AdapterKind::v2, BiasSet::official, ScaleMode::none, false, FusionMode::paper_early, true},
+    {"lora_paper_early", AdapterKind::v2, BiasSet::official, ScaleMode::none, true, FusionMode::paper_early, true},
+    {"chat65b_scale", AdapterKind::none, BiasSet::all, ScaleMode::input, false, FusionMode::all_adapter_layers, false},
+    {"paper_scale", AdapterKind::v2, BiasSet::all, ScaleMode::output, false, FusionMode::paper_early, true},
+    {"v1", AdapterKind::v1, BiasSet::none, ScaleMode::none, false, FusionMode::all_adapter_layers, false},
 };
 
-// Checks the chosen instantiation's policies against `e` at compile-time-derived values.
-template <class Model>
-void check_policies(const Expect& e) {
-  CHECK(Model::AdapterPolicy::kName == e.adapter);
-  CHECK(Model::TuningPolicy::kBias == e.bias);
-  CHECK(Model::TuningPolicy::kScale == e.scale);
-  CHECK(Model::TuningPolicy::kLora == e.lora);
-  if (Model::AdapterPolicy::kEnabled) CHECK(Model::FusionPolicy::kMode == e.fusion);
+void check_spec(const model::AdapterSpec& s, const Expect& e) {
+  CHECK(s.kind == e.kind);
+  CHECK(s.bias == e.bias);
+  CHECK(s.scale == e.scale);
+  CHECK(s.lora == e.lora);
+  if (s.has_prompts()) CHECK(s.fusion == e.fusion);
+  CHECK(s.takes_visual() == e.visual);
+}
+
+// A fresh state for `m`: with the reference's visual query when the model takes one.
+model::RunState state_for(const model::LlamaModel& m, ThreadPool& pool, const Tensor<float>& vq) {
+  if (m.spec().takes_visual()) return m.new_state(pool, {}, vq.data(), vq.dim(0));
+  return m.new_state(pool, {});
+}
+
+std::vector<float> prefill_logits(const model::LlamaModel& m, ThreadPool& pool, const Tensor<float>& vq,
+                                  const std::vector<int>& ids) {
+  auto st = state_for(m, pool, vq);
+  std::vector<float> logits(std::size_t(m.config().vocab_size));
+  m.forward(pool, st, ids.data(), std::int64_t(ids.size()), logits.data());
+  return logits;
 }
 }  // namespace
 
-// Policy concepts, checked at compile time.
-static_assert(!policy::NoAdapter::kEnabled && policy::GatedPrompt::kEnabled && policy::GatedPromptV1::kEnabled);
-static_assert(policy::Bias::has_bias(policy::LinearId::wq) && !policy::Bias::has_bias(policy::LinearId::wk) &&
-              !policy::Bias::has_bias(policy::LinearId::wv) && policy::Bias::has_bias(policy::LinearId::w2));
-static_assert(policy::BiasScaleIn::has_bias(policy::LinearId::wk) && policy::BiasScaleIn::kScale == policy::ScaleMode::input);
-static_assert(policy::BiasLora::kLora && !policy::Bias::kLora && !policy::Frozen::has_bias(policy::LinearId::wq));
-static_assert(std::is_same_v<model::LlamaModel<f16_t>, model::variants::Base<f16_t>>);
+// The run-time spec's rules.
+TEST_CASE("the spec's bias sets and the closed list of combinations") {
+  model::AdapterSpec s;
+  s.bias = BiasSet::official;
+  CHECK(s.has_bias(model::LinearId::wq));
+  CHECK(!s.has_bias(model::LinearId::wk));
+  CHECK(!s.has_bias(model::LinearId::wv));
+  CHECK(s.has_bias(model::LinearId::w2));
+  s.bias = BiasSet::all;
+  CHECK(s.has_bias(model::LinearId::wk));
+  s.bias = BiasSet::none;
+  CHECK(!s.has_bias(model::LinearId::wq));
+  s.kind = AdapterKind::v1;
+  s.lora = true;  // V1 with LoRA is no released model
+  CHECK(error_of([&] { model::check_supported(s, "x.pth"); }).find("unsupported combination") != std::string::npos);
+}
 
-TEST_CASE("every accepted policy combination matches the reference through the full block") {
+TEST_CASE("every accepted combination matches the reference through the full block") {
   const auto tok = text::Tokenizer::load(kTiny + "/tokenizer.model");
   const auto vq = io::read_npy_as<float>(kAdapters + "/visual_query.npy");  // [10, 64]
   ThreadPool pool(2);
+  const auto base = model::open_llama_base(kTiny + "/tiny", tok.vocab_size());
   for (const Expect& e : kVariants) {
     CAPTURE(e.name);
     const std::string dir = kAdapters + "/" + e.name;
-    auto loaded = model::load_model(kTiny + "/tiny", tok.vocab_size(), 512, dir + "/adapter.pth");
+    const auto loaded = model::load_model(base, dir + "/adapter.pth");  // all over one base
+    const model::LlamaModel& m = loaded.model;
+    check_spec(m.spec(), e);
     const std::vector<int> ids = golden_ids(e.name);
     CHECK(ids == tok.encode(text::format_prompt(text::PromptTemplate::alpaca, "What is in the image?"), true, false));
-    std::visit([&](auto& m) {
-      using Model = std::decay_t<decltype(m)>;
-      check_policies<Model>(e);
-      if (e.visual) m.set_visual_query(pool, vq.data(), vq.dim(0));
-      auto cache = m.new_cache();
-      std::vector<float> logits(512), hidden;
-      m.forward(pool, ids.data(), std::int64_t(ids.size()), cache, logits.data(), &hidden);
-      const auto want_logits = io::read_npy_as<float>(dir + "/golden/prompt_last_logits.npy");
-      const auto want_hidden = io::read_npy_as<float>(dir + "/golden/hidden_prefill.npy");
-      CHECK(max_abs_diff(hidden.data(), want_hidden.data(), want_hidden.numel()) <= 2e-4f);
-      CHECK(max_abs_diff(logits.data(), want_logits.data(), 512) <= 1e-4f);
+    auto st = state_for(m, pool, vq);
+    std::vector<float> logits(512), hidden;
+    m.forward(pool, st, ids.data(), std::int64_t(ids.size()), logits.data(), &hidden);
+    const auto want_logits = io::read_npy_as<float>(dir + "/golden/prompt_last_logits.npy");
+    const auto want_hidden = io::read_npy_as<float>(dir + "/golden/hidden_prefill.npy");
+    CHECK(max_abs_diff(hidden, want_hidden) <= 2e-4);
+    CHECK(max_abs_diff(logits, want_logits) <= 1e-4);
 
-      model::GenerateOptions opt;
-      opt.temperature = 0.0f;
-      opt.max_new_tokens = 12;
-      opt.record_logits = true;
-      const auto r = model::generate(m, pool, tok, ids, opt);
-      const auto want_gen = io::read_npy_as<std::int64_t>(dir + "/golden/generated_ids.npy");
-      const auto want_steps = io::read_npy_as<float>(dir + "/golden/step_logits.npy");
-      REQUIRE(std::int64_t(r.generated_ids.size()) == want_gen.numel());
-      for (std::size_t i = 0; i < r.generated_ids.size(); ++i) CHECK(r.generated_ids[i] == want_gen[std::int64_t(i)]);
-      CHECK(max_abs_diff(r.step_logits.data(), want_steps.data(), want_steps.numel()) <= 1e-4f);
-    }, loaded.model);
+    model::GenerateOptions opt;
+    opt.temperature = 0.0f;
+    opt.max_new_tokens = 12;
+    opt.record_logits = true;
+    auto gen_state = state_for(m, pool, vq);
+    const auto r = model::generate(m, gen_state, pool, tok, ids, opt);
+    const auto want_gen = io::read_npy_as<std::int64_t>(dir + "/golden/generated_ids.npy");
+    const auto want_steps = io::read_npy_as<float>(dir + "/golden/step_logits.npy");
+    REQUIRE(std::int64_t(r.generated_ids.size()) == want_gen.numel());
+    for (std::size_t i = 0; i < r.generated_ids.size(); ++i) CHECK(r.generated_ids[i] == want_gen[std::int64_t(i)]);
+    CHECK(max_abs_diff(r.step_logits, want_steps) <= 1e-4);
   }
 }
 
@@ -130,12 +154,10 @@ TEST_CASE("perturbing each parameter group moves lav2 and the reference the same
   const auto vq = io::read_npy_as<float>(kAdapters + "/visual_query.npy");
   ThreadPool pool(2);
   int checked = 0;
+  const auto base = model::open_llama_base(kTiny + "/tiny", 512);
   for (const Expect& e : kVariants) {
     const std::string dir = kAdapters + "/" + e.name;
-    const model::LlamaDir base = model::open_llama_dir(kTiny + "/tiny", 512, 512);
-    io::TorchCheckpoint ckpt(dir + "/adapter.pth");
-    io::TensorMap tensors;
-    const model::AdapterSpec spec = model::read_adapter_spec(ckpt, base.config, tensors);
+    const model::AdapterFile file = model::open_adapter(dir + "/adapter.pth", base->config);
     const std::vector<int> ids = golden_ids(e.name);
     const auto unperturbed = io::read_npy_as<float>(dir + "/golden/prompt_last_logits.npy");
     for (const auto& [group, belongs] : groups) {
@@ -144,26 +166,20 @@ TEST_CASE("perturbing each parameter group moves lav2 and the reference the same
       CAPTURE(e.name);
       CAPTURE(group);
       // t -> t * 1.25 + 0.05 in f32 for every tensor of the group, as the reference does.
-      io::TensorMap perturbed = tensors;
+      model::AdapterFile perturbed = file;
       std::vector<std::shared_ptr<Tensor<float>>> keep;
-      for (auto& [name, view] : perturbed) {
+      for (auto& [name, view] : perturbed.tensors) {
         if (!belongs(name)) continue;
-        auto t = model::detail::convert_tensor<float>(view, dir, name);
+        auto t = lav2::test::convert_view<float>(view);
         for (float& x : *t) x = x * 1.25f + 0.05f;
-        view = AnyTensorView{DType::f32, t->data(), t->shape(), contiguous_strides(t->shape())};
         keep.push_back(t);
       }
       REQUIRE(!keep.empty());
-      model::AnyModel m = model::build_model(base, spec, perturbed, dir + "/adapter.pth");
-      std::vector<float> logits(512);
-      std::visit([&](auto& mm) {
-        if (e.visual) mm.set_visual_query(pool, vq.data(), vq.dim(0));
-        auto cache = mm.new_cache();
-        mm.forward(pool, ids.data(), std::int64_t(ids.size()), cache, logits.data());
-      }, m);
+      const model::LlamaModel m = model::build_model(base, &perturbed);
+      const std::vector<float> logits = prefill_logits(m, pool, vq, ids);
       const auto want = io::read_npy_as<float>(golden);
-      CHECK(max_abs_diff(logits.data(), want.data(), 512) <= 1e-4f);
-      CHECK(max_abs_diff(logits.data(), unperturbed.data(), 512) >= 1e-2f);  // the group matters
+      CHECK(max_abs_diff(logits, want) <= 1e-4);
+      CHECK(max_abs_diff(logits, unperturbed) >= 1e-2);  // the group matters
       ++checked;
     }
   }
@@ -174,12 +190,12 @@ TEST_CASE("adapter load errors name the file and the problem") {
   const std::string tmp = (fs::temp_directory_path() / "lav2_adapter_errors").string();
   fs::create_directories(tmp);
   // Not an adapter: Meta's base checkpoint passed as --adapter.
-  std::string msg = error_of([&] { model::load_model(kTiny + "/tiny", 512, 512, kTiny + "/tiny/consolidated.00.pth"); });
+  std::string msg = error_of([&] { model::load_model(kTiny + "/tiny", 512, kTiny + "/tiny/consolidated.00.pth"); });
   CHECK(msg.find("not an adapter checkpoint") != std::string::npos);
-  msg = error_of([&] { model::load_model(kTiny + "/tiny", 512, 512, kAdapters + "/missing.pth"); });
+  msg = error_of([&] { model::load_model(kTiny + "/tiny", 512, kAdapters + "/missing.pth"); });
   CHECK(msg.find("missing.pth") != std::string::npos);
   auto bad = [&](const std::string& name) {
-    return error_of([&] { model::load_model(kTiny + "/tiny", 512, 512, kAdapters + "/bad/" + name + ".pth"); });
+    return error_of([&] { model::load_model(kTiny + "/tiny", 512, kAdapters + "/bad/" + name + ".pth"); });
   };
   msg = bad("fusion_too_deep");
   CHECK(msg.find("fusion_too_deep.pth") != std::string::npos);
@@ -189,82 +205,81 @@ TEST_CASE("adapter load errors name the file and the problem") {
   msg = bad("unexpected_key");
   CHECK(msg.find("unexpected tensor 'llama.layers.0.attention.foo'") != std::string::npos);
   msg = bad("wrong_prompt_rows");
-  CHECK(msg.find("'adapter_query.weight' has shape (7, 64), expected (20, 64)") != std::string::npos);
+  CHECK(msg.find("tensor 'adapter_query.weight' has 7 rows, which is not a multiple of query_len 10") != std::string::npos);
   msg = bad("wrong_gate_shape");
   CHECK(msg.find("'layers.1.attention.gate' has shape (1, 3, 1, 1), expected (1, 4, 1, 1)") != std::string::npos);
   msg = bad("lora_rank_mismatch");
-  CHECK(msg.find("lora_wq_l1.weight' has shape (4, 64), expected (8, 64)") != std::string::npos);
+  // The rank comes from the shapes; the config may only confirm it.
+  CHECK(msg.find("config 'lora_rank' is 8, but tensor 'llama.layers.0.attention.lora_wk_l1.weight' (its rows) gives 4") !=
+        std::string::npos);
   msg = bad("config_not_dict");
   CHECK(msg.find("'config' must be a dict") != std::string::npos);
 }
 
-TEST_CASE("a visual query that does not fit the prompts is an input error") {
-  auto loaded = model::load_model(kTiny + "/tiny", 512, 512, kAdapters + "/bias/adapter.pth");
+TEST_CASE("a visual query that does not fit the prompts, or its absence, is an input error") {
+  const auto loaded = model::load_model(kTiny + "/tiny", 512, kAdapters + "/bias/adapter.pth");
   ThreadPool pool(1);
   std::vector<float> vq(7 * 64, 0.1f);
-  const std::string msg = error_of([&] { std::visit([&](auto& m) { m.set_visual_query(pool, vq.data(), 7); }, loaded.model); });
-  CHECK(msg.find("visual query has 7 tokens, but fusion mode all_adapter_layers adds it to prompts of 10 tokens") != std::string::npos);
+  std::string msg = error_of([&] { loaded.model.new_state(pool, {}, vq.data(), 7); });
+  CHECK(msg.find("the visual query has 7 tokens, but fusion mode all_adapter_layers adds it to prompts of 10 tokens") !=
+        std::string::npos);
+  // A V2 request never runs without a visual term.
+  msg = error_of([&] { loaded.model.new_state(pool, {}); });
+  CHECK(msg.find("needs a visual query") != std::string::npos);
+  const auto v1 = model::load_model(kTiny + "/tiny", 512, kAdapters + "/v1/adapter.pth");
+  msg = error_of([&] { v1.model.new_state(pool, {}, vq.data(), 7); });
+  CHECK(msg.find("takes no visual query") != std::string::npos);
 }
 
-TEST_CASE("f32 and bf16 base weights run the same instantiations as f16") {
-  // Every accepted combination over f32 weights: the f16 values widened exactly, so the logits
-  // must equal the f16 model's (1e-4); base LLaMA over bf16: against f32 holding the same values.
+TEST_CASE("f32 and bf16 base weights run the same model code as f16, each tensor in its own dtype") {
+  // Every accepted combination over f32 weights (the f16 values widened exactly) must give the
+  // f16 model's logits (1e-4); over bf16 weights, those of f32 weights holding the same values.
   const auto vq = io::read_npy_as<float>(kAdapters + "/visual_query.npy");
   ThreadPool pool(2);
-  auto converted = [](const model::LlamaDir& base, auto tag, std::vector<std::shared_ptr<const void>>& keep) {
-    using T = decltype(tag);
-    model::LlamaDir d = base;
-    for (auto& [name, view] : d.tensors) {
-      auto f = model::detail::convert_tensor<T>(view, "base", name);
-      view = AnyTensorView{dtype_of_v<T>, f->data(), f->shape(), contiguous_strides(f->shape())};
-      keep.push_back(f);
-    }
-    return d;
-  };
-  auto logits_of = [&](model::AnyModel& m, bool visual, const std::vector<int>& ids) {
-    std::vector<float> logits(512);
-    std::visit([&](auto& mm) {
-      if (visual) mm.set_visual_query(pool, vq.data(), vq.dim(0));
-      auto cache = mm.new_cache();
-      mm.forward(pool, ids.data(), std::int64_t(ids.size()), cache, logits.data());
-    }, m);
-    return logits;
-  };
-  const model::LlamaDir base = model::open_llama_dir(kTiny + "/tiny", 512, 512);
   std::vector<std::shared_ptr<const void>> keep;
-  const model::LlamaDir base32 = converted(base, float{}, keep);
+  auto converted = [&](const model::LlamaDir& from, auto tag) {
+    using T = decltype(tag);
+    auto d = std::make_shared<model::LlamaDir>(from);
+    for (auto& [name, view] : d->tensors) keep.push_back(lav2::test::convert_view<T>(view));
+    return std::shared_ptr<const model::LlamaDir>(d);
+  };
+  const auto base = model::open_llama_base(kTiny + "/tiny", 512);
+  const auto base32 = converted(*base, float{});
+  const auto base16b = converted(*base, bf16_t{});
+  const auto base16b_as32 = converted(*base16b, float{});
   for (const Expect& e : kVariants) {
     CAPTURE(e.name);
-    const std::string file = kAdapters + "/" + e.name + "/adapter.pth";
-    io::TorchCheckpoint ckpt(file);
-    io::TensorMap tensors;
-    const model::AdapterSpec spec = model::read_adapter_spec(ckpt, base.config, tensors);
+    const model::AdapterFile file = model::open_adapter(kAdapters + "/" + e.name + "/adapter.pth", base->config);
     const std::vector<int> ids = golden_ids(e.name);
-    model::AnyModel m16 = model::build_model(base, spec, tensors, file);
-    model::AnyModel m32 = model::build_model(base32, spec, tensors, file);
-    CHECK(std::visit([](auto& m) { return std::is_same_v<std::remove_const_t<std::remove_pointer_t<decltype(m.weights().output.data())>>, float>; }, m32));
-    const auto a = logits_of(m16, e.visual, ids), b = logits_of(m32, e.visual, ids);
-    CHECK(max_abs_diff(a.data(), b.data(), 512) <= 1e-4f);
+    const model::LlamaModel m16 = model::build_model(base, &file), m32 = model::build_model(base32, &file);
+    CHECK(m32.weights().output.dtype == DType::f32);
+    CHECK(m32.weights().layers[0].wq.weight.dtype == DType::f32);
+    CHECK(max_abs_diff(prefill_logits(m16, pool, vq, ids), prefill_logits(m32, pool, vq, ids)) <= 1e-4);
+    const model::LlamaModel mb = model::build_model(base16b, &file), mf = model::build_model(base16b_as32, &file);
+    CHECK(mb.weights().layers[0].wq.weight.dtype == DType::bf16);
+    CHECK(max_abs_diff(prefill_logits(mb, pool, vq, ids), prefill_logits(mf, pool, vq, ids)) <= 1e-4);
   }
-  // bf16: the base model only (adapters over bf16 are rejected by the switch, with a message).
-  const model::LlamaDir base16b = converted(base, bf16_t{}, keep);
-  const model::LlamaDir base16b_as32 = converted(base16b, float{}, keep);
+}
+
+TEST_CASE("mixed dtypes: an f32 output.weight beside f16 layers stays f32") {
+  // GGUF-style files mix dtypes per tensor; nothing is narrowed to wq's dtype.
+  const auto base = model::open_llama_base(kTiny + "/tiny", 512);
+  auto mixed = std::make_shared<model::LlamaDir>(*base);
+  const auto keep = lav2::test::convert_view<float>(mixed->tensors.at("output.weight"));
+  const model::LlamaModel m = model::build_model(mixed, nullptr);
+  CHECK(m.weights().output.dtype == DType::f32);
+  CHECK(m.weights().tok_embeddings.dtype == DType::f16);
+  CHECK(m.weights().layers[0].w2.weight.dtype == DType::f16);
+  ThreadPool pool(1);
+  const model::LlamaModel m16 = model::build_model(base, nullptr);
   const std::vector<int> ids = golden_ids("bias");
-  model::AnyModel mb = model::build_model(base16b, {}, {}, "");
-  model::AnyModel mf = model::build_model(base16b_as32, {}, {}, "");
-  const auto a = logits_of(mb, false, ids), b = logits_of(mf, false, ids);
-  CHECK(max_abs_diff(a.data(), b.data(), 512) <= 1e-4f);
-  io::TorchCheckpoint ckpt(kAdapters + "/bias/adapter.pth");
-  io::TensorMap tensors;
-  const model::AdapterSpec spec = model::read_adapter_spec(ckpt, base.config, tensors);
-  const std::string msg = error_of([&] { model::build_model(base16b, spec, tensors, "bias/adapter.pth"); });
-  CHECK(msg.find("unsupported combination") != std::string::npos);
-  CHECK(msg.find("bf16") != std::string::npos);
+  const Tensor<float> no_visual;
+  CHECK(max_abs_diff(prefill_logits(m, pool, no_visual, ids), prefill_logits(m16, pool, no_visual, ids)) <= 1e-5);
 }
 
 TEST_CASE("fuzz regression: a V1-layout 'adapter_query.weight' that is not a tensor is a load error") {
   const std::string file = std::string(LAV2_SOURCE_DIR) + "/tests/fuzz/regressions/json_config/adapter_query_not_a_tensor.pth";
-  const std::string msg = error_of([&] { model::load_model(kTiny + "/tiny", 512, 512, file); });
+  const std::string msg = error_of([&] { model::load_model(kTiny + "/tiny", 512, file); });
   CHECK(msg.find("adapter_query_not_a_tensor.pth") != std::string::npos);
   CHECK(msg.find("'adapter_query.weight' is not a tensor") != std::string::npos);
 }

@@ -42,8 +42,9 @@ std::string read_text(const std::string& path) {
 
 TEST_CASE("tiny LLaMA matches the PyTorch reference: prompt ids, logits, hidden states, greedy ids") {
   const auto tok = text::Tokenizer::load(kTiny + "/tokenizer.model");
-  auto loaded = model::load_llama(kTiny + "/tiny", tok.vocab_size());
-  auto& m = std::get<model::LlamaModel<f16_t>>(loaded.model);  // Meta's checkpoints are f16
+  const auto loaded = model::load_model(kTiny + "/tiny", tok.vocab_size());
+  const model::LlamaModel& m = loaded.model;
+  CHECK(m.weights().output.dtype == DType::f16);  // Meta's checkpoints are f16, used as stored
   CHECK(m.config().hidden_dim == 192);
   CHECK(m.config().vocab_size == 512);
   ThreadPool pool(2);
@@ -64,9 +65,9 @@ TEST_CASE("tiny LLaMA matches the PyTorch reference: prompt ids, logits, hidden 
     for (std::size_t i = 0; i < ids.size(); ++i) CHECK(ids[i] == want_ids[std::int64_t(i)]);
 
     // Prefill: last-position logits and every layer's last-position hidden state.
-    auto cache = m.new_cache();
+    auto st = m.new_state(pool, {});
     std::vector<float> logits(512), hidden;
-    m.forward(pool, ids.data(), std::int64_t(ids.size()), cache, logits.data(), &hidden);
+    m.forward(pool, st, ids.data(), std::int64_t(ids.size()), logits.data(), &hidden);
     const auto want_logits = io::read_npy_as<float>(dir + "/prompt_last_logits.npy");
     const auto want_hidden = io::read_npy_as<float>(dir + "/hidden_prefill.npy");
     CHECK(max_abs_diff(logits.data(), want_logits.data(), 512) <= 1e-4f);
@@ -78,7 +79,11 @@ TEST_CASE("tiny LLaMA matches the PyTorch reference: prompt ids, logits, hidden 
     opt.max_new_tokens = c["max_new_tokens"].get<int>();
     opt.record_logits = true;
     std::string streamed;
-    const auto r = model::generate(m, pool, tok, ids, opt, [&](std::string_view s) { streamed += s; });
+    auto gen_state = m.new_state(pool, {});
+    const auto r = model::generate(m, gen_state, pool, tok, ids, opt, [&](std::string_view s) {
+      streamed += s;
+      return true;
+    });
     const auto want_gen = io::read_npy_as<std::int64_t>(dir + "/generated_ids.npy");
     const auto want_steps = io::read_npy_as<float>(dir + "/step_logits.npy");
     REQUIRE(std::int64_t(r.generated_ids.size()) == want_gen.numel());
@@ -91,17 +96,17 @@ TEST_CASE("tiny LLaMA matches the PyTorch reference: prompt ids, logits, hidden 
 
 TEST_CASE("logits are bit-identical for 1, 2 and 3 threads") {
   const auto tok = text::Tokenizer::load(kTiny + "/tokenizer.model");
-  auto loaded = model::load_llama(kTiny + "/tiny", tok.vocab_size());
-  auto& m = std::get<model::LlamaModel<f16_t>>(loaded.model);
+  const auto loaded = model::load_model(kTiny + "/tiny", tok.vocab_size());
+  const model::LlamaModel& m = loaded.model;
   const std::vector<int> ids = tok.encode("Threads must not change a single bit.", true, false);
   std::vector<std::vector<float>> results;
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
-    auto cache = m.new_cache();
+    auto st = m.new_state(pool, {});
     std::vector<float> prefill(512), step(512);
-    m.forward(pool, ids.data(), std::int64_t(ids.size()), cache, prefill.data());
+    m.forward(pool, st, ids.data(), std::int64_t(ids.size()), prefill.data());
     const int next = 5;
-    m.forward(pool, &next, 1, cache, step.data());
+    m.forward(pool, st, &next, 1, step.data());
     prefill.insert(prefill.end(), step.begin(), step.end());
     results.push_back(prefill);
   }
@@ -111,28 +116,32 @@ TEST_CASE("logits are bit-identical for 1, 2 and 3 threads") {
 
 TEST_CASE("generation stops at max_seq_len and rejects a prompt that leaves no room") {
   const auto tok = text::Tokenizer::load(kTiny + "/tokenizer.model");
-  auto loaded = model::load_llama(kTiny + "/tiny", tok.vocab_size(), /*max_seq_len=*/40);
-  auto& m = std::get<model::LlamaModel<f16_t>>(loaded.model);
+  const auto loaded = model::load_model(kTiny + "/tiny", tok.vocab_size());
+  const model::LlamaModel& m = loaded.model;
   ThreadPool pool(1);
+  model::StateOptions so;
+  so.max_seq_len = 40;
   model::GenerateOptions opt;
   opt.temperature = 0.0f;
   opt.max_new_tokens = 1000;
   std::vector<int> ids(30, 7);
   ids[0] = 1;
-  const auto r = model::generate(m, pool, tok, ids, opt);
+  auto st = m.new_state(pool, so);
+  const auto r = model::generate(m, st, pool, tok, ids, opt);
   if (r.finish_reason != "eos") {
     CHECK(r.finish_reason == "max_seq_len");
     CHECK(r.generated_ids.size() == 10);  // 30 + 10 = max_seq_len, as officially
   }
   std::vector<int> too_long(40, 7);
-  const std::string msg = error_of([&] { model::generate(m, pool, tok, too_long, opt); });
+  auto fresh = m.new_state(pool, so);
+  const std::string msg = error_of([&] { model::generate(m, fresh, pool, tok, too_long, opt); });
   CHECK(msg.find("40 tokens") != std::string::npos);
   CHECK(msg.find("max_seq_len 40") != std::string::npos);
 }
 
 TEST_CASE("load errors name the file and the field") {
   const std::string bad = kData + "/tiny_llama_bad/";
-  auto load = [&](const std::string& name) { return error_of([&] { model::load_llama(bad + name, 512); }); };
+  auto load = [&](const std::string& name) { return error_of([&] { model::load_model(bad + name, 512); }); };
   std::string e = load("missing_tensor");
   CHECK(e.find("consolidated.00.pth") != std::string::npos);
   CHECK(e.find("'layers.0.feed_forward.w3.weight' is missing") != std::string::npos);
@@ -148,8 +157,8 @@ TEST_CASE("load errors name the file and the field") {
   e = load("int_weights");
   CHECK(e.find("dtype i64") != std::string::npos);
   // The tokenizer must agree with the embedding rows.
-  e = error_of([&] { model::load_llama(kTiny + "/tiny", 1000); });
+  e = error_of([&] { model::load_model(kTiny + "/tiny", 1000); });
   CHECK(e.find("tokenizer has 1000 pieces") != std::string::npos);
-  e = error_of([&] { model::load_llama(kData + "/no_such_dir", 512); });
+  e = error_of([&] { model::load_model(kData + "/no_such_dir", 512); });
   CHECK(e.find("is not a directory") != std::string::npos);
 }

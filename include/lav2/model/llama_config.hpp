@@ -26,7 +26,6 @@ struct LlamaConfig {
   int vocab_size = 0;   ///< output rows (7B: 32000)
   int multiple_of = 256;
   float norm_eps = 1e-5f;  ///< ModelArgs default; params.json overrides (7B: 1e-6)
-  int max_seq_len = 512;   ///< KV-cache length; the official LLaMA_adapter passes 512
   float rope_theta = 10000.0f;
 };
 

@@ -82,7 +82,7 @@ struct LlamaDir {
 
 /// \brief Opens `dir` (params.json + consolidated.00.pth). \param tokenizer_vocab the tokenizer's
 /// size, which resolves vocab_size -1 and must equal the embedding rows (0: skip that check).
-inline LlamaDir open_llama_dir(const std::string& dir, int tokenizer_vocab, int max_seq_len) {
+inline LlamaDir open_llama_dir(const std::string& dir, int tokenizer_vocab) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) LAV2_THROW(input_error, "--llama-dir '", dir, "' is not a directory");
@@ -91,7 +91,6 @@ inline LlamaDir open_llama_dir(const std::string& dir, int tokenizer_vocab, int 
   if (!fs::exists(d.params_path)) LAV2_THROW(input_error, "LLaMA dir '", dir, "': params.json is missing");
   const io::JsonFile params = io::read_json_file(d.params_path);
   d.config = parse_params_json(params.value, d.params_path);
-  d.config.max_seq_len = max_seq_len;
   d.checkpoint_path = find_llama_checkpoint(dir);
   d.checkpoint = std::make_shared<io::TorchCheckpoint>(d.checkpoint_path);
   d.tensors = d.checkpoint->tensors();

@@ -1,258 +1,289 @@
-// The LLaMA / LLaMA-Adapter V2 forward pass with a KV cache (spec sections 1.3, 2.1, 3), in f32
-// compute over frozen matrices kept in their stored dtype W (f16 for Meta's checkpoints, used in
-// place from the mapped file). In the paper's notation, for layer l with input x:
+// The LLaMA / LLaMA-Adapter V2 forward pass (spec sections 1.3, 2.1, 3), in f32 compute over
+// frozen matrices kept in their stored dtype (f16 for Meta's checkpoints, used in place from the
+// mapped file). In the paper's notation, for layer l with input x:
 //
 //   h   = x + Wo(Attn(RMSNorm(x)))                      q, k rotated by interleaved RoPE
 //   Attn per head h:  O_h = softmax(q K_h^T / sqrt(d) + M) V_h                      (causal)
 //                         + g_l,h * softmax(q Pk_h^T / sqrt(d)) Pv_h                 (eq. 6-7)
-//     with adaptation prompts P_l (+ the visual query, by the fusion policy), Pk = P Wk^T and
+//     with adaptation prompts P_l (+ the visual query, by the fusion mode), Pk = P Wk^T and
 //     Pv = P Wv^T from the plain frozen weights, and g_l,h = tanh(gate) * new_gate (zero-init).
 //   out = h + W2(silu(W1 h') * W3 h'),  h' = RMSNorm(h)
 //   every W above is a tuned linear: W(s*x) + b, s*(Wx + b) or Wx + b + l2(l1(x)) (section 3)
 //   logits = Output(RMSNorm(out_last))
+//
+// The model is immutable: forward() is const and writes only into the RunState it is given, so
+// one loaded model serves any number of requests at once. The adapter's variant (AdapterSpec) is
+// a run-time value, read once per linear or layer beside a matrix product (adapter_spec.hpp).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "lav2/core/error.hpp"
+#include "lav2/core/memory.hpp"
 #include "lav2/core/thread_pool.hpp"
 #include "lav2/kernels/dispatch.hpp"
-#include "lav2/model/adapter_config.hpp"
+#include "lav2/model/adapter_spec.hpp"
 #include "lav2/model/kv_cache.hpp"
 #include "lav2/model/llama_config.hpp"
 #include "lav2/model/llama_weights.hpp"
-#include "lav2/model/policies.hpp"
 #include "lav2/model/rope.hpp"
+#include "lav2/model/run_state.hpp"
 
 namespace lav2::model {
 
-/// \brief A LLaMA model, optionally with LLaMA-Adapter V2's adapter, for one sequence at a time.
-/// \tparam W dtype of the frozen matrices (f16_t, bf16_t or float)
-/// \tparam Adapter policy::NoAdapter, GatedPrompt (V2) or GatedPromptV1
-/// \tparam Tuning policy::Tuning<BiasSet, ScaleMode, lora>: extra tensors around each linear
-/// \tparam Fusion policy::AllAdapterLayers, FirstK or PaperEarly: where the visual query goes
-template <class W, class Adapter = policy::NoAdapter, class Tuning = policy::Frozen,
-          class Fusion = policy::AllAdapterLayers>
+/// \brief A LLaMA model, optionally with a LLaMA-Adapter (V2 or V1) or chat65b-style tuning.
 class LlamaModel {
  public:
-  using AdapterPolicy = Adapter;
-  using TuningPolicy = Tuning;
-  using FusionPolicy = Fusion;
+  /// Rows a forward call computes at once: a longer prompt is prefilled in chunks of this many
+  /// positions, so activations stay bounded whatever the prompt length.
+  static constexpr std::int64_t kMaxRowsPerCall = 512;
 
-  LlamaModel(const LlamaConfig& config, LlamaWeights<W> weights, const AdapterConfig& adapter = {})
-      : c_(config), ac_(adapter), w_(std::move(weights)), rope_(config.head_dim, 2 * config.max_seq_len, config.rope_theta) {
-    if constexpr (Adapter::kEnabled) {
-      const std::size_t H = std::size_t(c_.n_heads);
-      gates_.assign(std::size_t(c_.n_layers) * H, 0.0f);
-      for (int l = 0; l < c_.n_layers; ++l) {
-        const LayerWeights<W>& lw = w_.layers[std::size_t(l)];
-        const float new_gate = lw.new_gate.empty() ? 1.0f : lw.new_gate.data()[0];
-        for (std::size_t h = 0; h < H; ++h)
-          gates_[std::size_t(l) * H + h] = Adapter::head_gate(lw.gate.data()[h], new_gate);
-      }
-    }
-    prompts_k_.resize(std::size_t(c_.n_layers));
-    prompts_v_.resize(std::size_t(c_.n_layers));
-    n_prompts_.assign(std::size_t(c_.n_layers), 0);
-  }
+  LlamaModel(const LlamaConfig& config, const AdapterSpec& spec, LlamaWeights weights)
+      : c_(config), s_(spec), w_(std::move(weights)), rope_(config.head_dim, config.rope_theta) {}
 
   const LlamaConfig& config() const { return c_; }
-  const AdapterConfig& adapter_config() const { return ac_; }
-  const LlamaWeights<W>& weights() const { return w_; }
-  /// Keeps `handle` (e.g. a mapped file the weights point into) alive as long as this model.
-  void keep_alive(std::shared_ptr<const void> handle) {
-    if (handle) w_.owned.push_back(std::move(handle));
-  }
+  const AdapterSpec& spec() const { return s_; }
+  const LlamaWeights& weights() const { return w_; }
   /// First layer that carries adaptation prompts (the adapter layers are the last query_layer).
-  int first_adapter_layer() const { return c_.n_layers - ac_.query_layer; }
+  int first_adapter_layer() const { return c_.n_layers - s_.query_layer; }
 
-  /// A fresh, empty KV cache sized for config().max_seq_len.
-  KvCache new_cache() const { return KvCache(c_.n_layers, c_.max_seq_len, c_.dim); }
-
-  /// \brief Sets the visual query [n_visual, dim] (row-major; null for none) and computes every
-  /// layer's prompt keys and values once, for all the decode steps that follow. Adapter models
-  /// must call it before forward(); without a visual query the prompts are the adaptation
-  /// prompts alone (V1, or a caller that skips the visual branch).
-  void set_visual_query(ThreadPool& pool, const float* visual_query, std::int64_t n_visual) {
-    if constexpr (!Adapter::kEnabled) {
-      if (visual_query) LAV2_THROW(input_error, "this model has no adapter: it takes no visual query");
-    } else {
-      const std::int64_t dim = c_.dim, L = ac_.query_len;
-      if (visual_query && Fusion::kMode != policy::FusionMode::paper_early && n_visual != L)
-        LAV2_THROW(input_error, "visual query has ", n_visual, " tokens, but fusion mode ",
-                   policy::fusion_mode_name(Fusion::kMode), " adds it to prompts of ", L, " tokens");
-      std::vector<float> prompts;
-      for (int l = 0; l < c_.n_layers; ++l) {
-        // Prompt rows of layer l: its adaptation prompts (+ the visual query, when added), then
-        // the visual tokens as prompts of their own (paper_early).
-        prompts.clear();
-        const int j = l - first_adapter_layer();
-        if (j >= 0) {
-          const float* a = w_.adapter_query.data() + std::int64_t(j) * L * dim;
-          prompts.assign(a, a + L * dim);
-          if (visual_query && Fusion::visual_added(j, ac_.fusion_depth)) kernels::add(prompts.data(), visual_query, L * dim);
-        }
-        if (visual_query && Fusion::visual_prompts(l, ac_.fusion_depth))
-          prompts.insert(prompts.end(), visual_query, visual_query + n_visual * dim);
-        const std::int64_t n = std::int64_t(prompts.size()) / dim;
-        n_prompts_[std::size_t(l)] = n;
-        if (n == 0) continue;
-        // Pk = P Wk^T, Pv = P Wv^T with the plain frozen weights: no bias, scale, LoRA or RoPE.
-        const LayerWeights<W>& lw = w_.layers[std::size_t(l)];
-        prompts_k_[std::size_t(l)] = Tensor<float>(Shape{n, dim});
-        prompts_v_[std::size_t(l)] = Tensor<float>(Shape{n, dim});
-        kernels::matmul(pool, prompts_k_[std::size_t(l)].data(), prompts.data(), lw.wk.weight.data(), n, dim, dim);
-        kernels::matmul(pool, prompts_v_[std::size_t(l)].data(), prompts.data(), lw.wv.weight.data(), n, dim, dim);
-      }
-    }
-    prompts_ready_ = true;
+  /// \brief The most memory one request can reach at `opt.max_seq_len`: its full KV cache, the
+  /// prompt keys and values, and the activations of the largest forward call.
+  std::uint64_t state_bytes(const StateOptions& opt, std::int64_t n_visual, int threads) const {
+    const std::uint64_t dim = std::uint64_t(c_.dim), hidden = std::uint64_t(c_.hidden_dim);
+    const std::uint64_t rows = std::uint64_t(std::min(opt.max_seq_len, kMaxRowsPerCall));
+    const std::uint64_t kv = KvCache::bytes_at(c_.n_layers, opt.max_seq_len, c_.dim, opt.kv_dtype);
+    const std::uint64_t prompts = std::uint64_t(c_.n_layers) * std::uint64_t(s_.query_len + n_visual) * dim * 2 * 4;
+    const std::uint64_t act = rows * (7 * dim + 3 * hidden + std::uint64_t(c_.head_dim)) * 4;
+    const std::uint64_t scores = std::uint64_t(std::max(threads, 1)) * std::uint64_t(opt.max_seq_len) * 4;
+    return kv + prompts + act + scores + std::uint64_t(c_.vocab_size) * 4;
   }
 
-  /// \brief Runs `n` tokens at positions [cache.length, cache.length + n) and appends their keys
-  /// and values to `cache`. Writes the logits of the last position to `logits` (vocab_size).
-  /// The first call (cache.length == 0) is the prefill of the whole prompt, as officially.
+  /// \brief A fresh request: an empty cache for `opt`, and (adapter models) every layer's prompt
+  /// keys and values computed once from the adaptation prompts and `visual_query` [n_visual, dim]
+  /// (row-major). A V2 model needs a visual query; the official text-only path uses the one of
+  /// the all-zero image (vision::VisualEncoder::encode_zero_image). Refuses, before allocating,
+  /// a request whose memory at max_seq_len exceeds what the process may allocate (core/memory.hpp).
+  RunState new_state(ThreadPool& pool, const StateOptions& opt, const float* visual_query = nullptr,
+                     std::int64_t n_visual = 0) const {
+    if (opt.max_seq_len < 2)
+      LAV2_THROW(input_error, "max_seq_len ", opt.max_seq_len, " must be at least 2 (a prompt token and one to generate)");
+    if (s_.takes_visual() && !visual_query)
+      LAV2_THROW(input_error, "a LLaMA-Adapter V2 request needs a visual query: encode an image, or the all-zero "
+                              "image as the official text-only path does (VisualEncoder::encode_zero_image)");
+    if (!s_.takes_visual() && visual_query)
+      LAV2_THROW(input_error, "this model (", s_.describe(), ") takes no visual query");
+    if (visual_query && s_.fusion != FusionMode::paper_early && n_visual != s_.query_len)
+      LAV2_THROW(input_error, "the visual query has ", n_visual, " tokens, but fusion mode ", fusion_mode_name(s_.fusion),
+                 " adds it to prompts of ", s_.query_len, " tokens");
+    require_memory(state_bytes(opt, n_visual, pool.size()),
+                   "a request at max_seq_len " + std::to_string(opt.max_seq_len) + " with a " +
+                       (opt.kv_dtype == KvDType::f16 ? "f16" : "f32") + " KV cache (" +
+                       std::to_string(KvCache::bytes_at(c_.n_layers, opt.max_seq_len, c_.dim, opt.kv_dtype)) +
+                       " bytes at full length)");
+    RunState st;
+    st.cache_ = KvCache(c_.n_layers, opt.max_seq_len, c_.dim, opt.kv_dtype);
+    st.prompts_k_.resize(std::size_t(c_.n_layers));
+    st.prompts_v_.resize(std::size_t(c_.n_layers));
+    st.n_prompts_.assign(std::size_t(c_.n_layers), 0);
+    if (s_.has_prompts()) set_prompts_(pool, st, visual_query, n_visual);
+    return st;
+  }
+
+  /// \brief Runs `n` tokens at positions [state.position(), + n), appends their keys and values
+  /// to the state's cache and writes the logits of the last position to `logits` (vocab_size).
   /// \param hidden optional: receives each layer's output at the last position, (n_layers, dim).
-  void forward(ThreadPool& pool, const int* tokens, std::int64_t n, KvCache& cache, float* logits,
-               std::vector<float>* hidden = nullptr) {
-    const std::int64_t pos = cache.length, dim = c_.dim;
+  void forward(ThreadPool& pool, RunState& st, const int* tokens, std::int64_t n, float* logits,
+               std::vector<float>* hidden = nullptr) const {
+    const std::int64_t pos = st.position();
     if (n <= 0) LAV2_THROW(input_error, "forward: no tokens");
-    if (pos + n > cache.max_seq_len())
-      LAV2_THROW(input_error, "sequence of ", pos + n, " tokens exceeds max_seq_len ", cache.max_seq_len());
+    if (pos + n > st.max_seq_len())
+      LAV2_THROW(input_error, "sequence of ", pos + n, " tokens exceeds max_seq_len ", st.max_seq_len());
     for (std::int64_t i = 0; i < n; ++i)
       if (tokens[i] < 0 || tokens[i] >= c_.vocab_size)
         LAV2_THROW(input_error, "token id ", tokens[i], " at index ", i, " is outside the vocabulary [0, ", c_.vocab_size, ")");
-    if (Adapter::kEnabled && !prompts_ready_) set_visual_query(pool, nullptr, 0);
-    resize_scratch_(n);
-    if (hidden) hidden->assign(std::size_t(c_.n_layers) * std::size_t(dim), 0.0f);
-
-    // Token embeddings: x[i] = tok_embeddings[tokens[i]], widened to f32.
-    for (std::int64_t i = 0; i < n; ++i) {
-      const W* row = w_.tok_embeddings.row(tokens[i]);
-      for (std::int64_t d = 0; d < dim; ++d) x_[std::size_t(i * dim + d)] = to_f32(row[d]);
+    st.cache_.reserve(pos + n);
+    for (std::int64_t done = 0; done < n;) {
+      const std::int64_t rows = std::min(n - done, kMaxRowsPerCall);
+      const bool last = done + rows == n;
+      forward_rows_(pool, st, tokens + done, rows, last ? logits : nullptr, last ? hidden : nullptr);
+      done += rows;
     }
-    for (int l = 0; l < c_.n_layers; ++l) {
-      block_(pool, l, pos, n, cache);
-      if (hidden) std::copy_n(x_.data() + (n - 1) * dim, dim, hidden->data() + std::size_t(l) * std::size_t(dim));
-    }
-    cache.length = pos + n;
-
-    // Final norm and output projection, for the last position only (inference).
-    kernels::rmsnorm(xb_.data(), x_.data() + (n - 1) * dim, w_.norm.data(), dim, c_.norm_eps);
-    kernels::matmul(pool, logits, xb_.data(), w_.output.data(), 1, c_.vocab_size, dim);
   }
 
  private:
-  // out[M, N] = the tuned linear `lin` (id) applied to x[M, K]: W(s*x)+b | s*(Wx+b) | Wx+b+l2(l1 x).
-  void linear_(ThreadPool& pool, float* out, const float* x, std::int64_t M, const Linear<W>& lin, policy::LinearId id,
-               std::int64_t N, std::int64_t K) {
-    const float* in = x;
-    if constexpr (Tuning::kScale == policy::ScaleMode::input) {
-      scaled_.resize(std::size_t(M * K));
-      for (std::int64_t m = 0; m < M; ++m)
-        for (std::int64_t k = 0; k < K; ++k) scaled_[std::size_t(m * K + k)] = x[m * K + k] * lin.scale.data()[k];
-      in = scaled_.data();
+  // Prompt rows of layer l: its adaptation prompts (+ the visual query, when added), then the
+  // visual tokens as prompts of their own (paper_early); their keys and values with the plain
+  // frozen wk / wv (no bias, scale, LoRA or RoPE); and the finished per-head gates.
+  void set_prompts_(ThreadPool& pool, RunState& st, const float* vq, std::int64_t n_visual) const {
+    const std::int64_t dim = c_.dim, L = s_.query_len, H = c_.n_heads;
+    std::vector<float> prompts;
+    for (int l = 0; l < c_.n_layers; ++l) {
+      prompts.clear();
+      const int j = l - first_adapter_layer();
+      if (j >= 0) {
+        const float* a = w_.adapter_query.data() + std::int64_t(j) * L * dim;
+        prompts.assign(a, a + L * dim);
+        if (vq && s_.visual_added(j)) kernels::add(prompts.data(), vq, L * dim);
+      }
+      if (vq && s_.visual_prompts(l)) prompts.insert(prompts.end(), vq, vq + n_visual * dim);
+      const std::int64_t np = std::int64_t(prompts.size()) / dim;
+      st.n_prompts_[std::size_t(l)] = np;
+      if (np == 0) continue;
+      const LayerWeights& lw = w_.layers[std::size_t(l)];
+      st.prompts_k_[std::size_t(l)] = Tensor<float>(Shape{np, dim});
+      st.prompts_v_[std::size_t(l)] = Tensor<float>(Shape{np, dim});
+      kernels::matmul(pool, st.prompts_k_[std::size_t(l)].data(), prompts.data(), lw.wk.weight, np);
+      kernels::matmul(pool, st.prompts_v_[std::size_t(l)].data(), prompts.data(), lw.wv.weight, np);
     }
-    kernels::matmul(pool, out, in, lin.weight.data(), M, N, K);
-    if constexpr (Tuning::kBias != policy::BiasSet::none) {
-      if (Tuning::has_bias(id))
-        for (std::int64_t m = 0; m < M; ++m) kernels::add(out + m * N, lin.bias.data(), N);
-    }
-    if constexpr (Tuning::kScale == policy::ScaleMode::output) {
-      for (std::int64_t m = 0; m < M; ++m)
-        for (std::int64_t j = 0; j < N; ++j) out[m * N + j] *= lin.scale.data()[j];
-    }
-    if constexpr (Tuning::kLora) {
-      const std::int64_t r = lin.lora_l1.dim(0);
-      lora_mid_.resize(std::size_t(M * r));
-      lora_out_.resize(std::size_t(M * N));
-      kernels::matmul(pool, lora_mid_.data(), x, lin.lora_l1.data(), M, r, K);
-      kernels::matmul(pool, lora_out_.data(), lora_mid_.data(), lin.lora_l2.data(), M, N, r);
-      kernels::add(out, lora_out_.data(), M * N);
+    st.gates_.assign(std::size_t(c_.n_layers * H), 0.0f);
+    for (int l = 0; l < c_.n_layers; ++l) {
+      const LayerWeights& lw = w_.layers[std::size_t(l)];
+      const float new_gate = lw.new_gate.empty() ? 1.0f : lw.new_gate.data()[0];
+      for (std::int64_t h = 0; h < H; ++h) st.gates_[std::size_t(l * H + h)] = s_.head_gate(lw.gate.data()[h], new_gate);
     }
   }
 
-  // One transformer block over rows x_[0..n) at absolute positions pos..pos+n-1.
-  void block_(ThreadPool& pool, int l, std::int64_t pos, std::int64_t n, KvCache& cache) {
-    using policy::LinearId;
-    const LayerWeights<W>& lw = w_.layers[std::size_t(l)];
-    const std::int64_t dim = c_.dim, hd = c_.head_dim, n_heads = c_.n_heads, hidden = c_.hidden_dim;
+  static void grow(std::vector<float>& v, std::size_t n) {
+    if (v.size() < n) v.resize(n);
+  }
 
-    // Attention input: xb = RMSNorm(x) * attention_norm.
-    for (std::int64_t i = 0; i < n; ++i)
-      kernels::rmsnorm(xb_.data() + i * dim, x_.data() + i * dim, lw.attention_norm.data(), dim, c_.norm_eps);
-    // q = wq(xb); k, v go straight into the cache rows of their positions.
-    float* k_rows = cache.key_row(l, pos);
-    float* v_rows = cache.value_row(l, pos);
-    linear_(pool, q_.data(), xb_.data(), n, lw.wq, LinearId::wq, dim, dim);
-    linear_(pool, k_rows, xb_.data(), n, lw.wk, LinearId::wk, dim, dim);
-    linear_(pool, v_rows, xb_.data(), n, lw.wv, LinearId::wv, dim, dim);
-    // RoPE on q and k, per head, at each row's absolute position.
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t h = 0; h < n_heads; ++h) {
-        kernels::rope_interleaved(q_.data() + i * dim + h * hd, hd, rope_.cos_row(pos + i), rope_.sin_row(pos + i));
-        kernels::rope_interleaved(k_rows + i * dim + h * hd, hd, rope_.cos_row(pos + i), rope_.sin_row(pos + i));
-      }
-    // Causal attention: row i (position pos+i) attends to keys 0..pos+i, then (adapter layers)
-    // the gated prompt branch with its own softmax. One task per (row, head).
+  void forward_rows_(ThreadPool& pool, RunState& st, const int* tokens, std::int64_t n, float* logits,
+                     std::vector<float>* hidden) const {
+    const std::int64_t pos = st.position(), dim = c_.dim, hd = c_.head_dim;
+    const std::size_t rows = std::size_t(n), d = std::size_t(dim), hid = std::size_t(c_.hidden_dim);
+    for (auto* v : {&st.x_, &st.xb_, &st.q_, &st.k_, &st.v_, &st.att_}) grow(*v, rows * d);
+    for (auto* v : {&st.h1_, &st.h3_}) grow(*v, rows * hid);
+    grow(st.rope_cos_, rows * std::size_t(hd / 2));
+    grow(st.rope_sin_, rows * std::size_t(hd / 2));
+    rope_.fill(pos, n, st.rope_cos_.data(), st.rope_sin_.data());
+    if (hidden) hidden->assign(std::size_t(c_.n_layers) * d, 0.0f);
+
+    // Token embeddings: x[i] = tok_embeddings[tokens[i]], widened to f32.
+    for (std::int64_t i = 0; i < n; ++i) mat_row_to_f32(w_.tok_embeddings, tokens[i], st.x_.data() + i * dim);
+    for (int l = 0; l < c_.n_layers; ++l) {
+      block_(pool, st, l, pos, n);
+      if (hidden) std::copy_n(st.x_.data() + (n - 1) * dim, dim, hidden->data() + std::size_t(l) * d);
+    }
+    st.cache_.length = pos + n;
+    st.tokens_.insert(st.tokens_.end(), tokens, tokens + n);
+
+    // Final norm and output projection, for the last position only (inference).
+    if (!logits) return;
+    kernels::rmsnorm(st.xb_.data(), st.x_.data() + (n - 1) * dim, w_.norm.data(), dim, c_.norm_eps);
+    kernels::matmul(pool, logits, st.xb_.data(), w_.output, 1);
+  }
+
+  // out[M, N] (+)= the tuned linear `lin` applied to x[M, K]: W(s*x)+b | s*(Wx+b) | Wx+b+l2(l1 x).
+  // With `accumulate` the result is added into out (a residual), fused into the matmul's store
+  // when the linear has no output scale or LoRA (the same bits as a separate add).
+  void linear_(ThreadPool& pool, RunState& st, float* out, const float* x, std::int64_t M, const Linear& lin,
+               bool accumulate) const {
+    const std::int64_t N = lin.weight.rows, K = lin.weight.cols;
+    const float* bias = lin.bias.empty() ? nullptr : lin.bias.data();
+    const float* in = x;
+    if (s_.scale == ScaleMode::input) {
+      grow(st.scaled_, std::size_t(M * K));
+      for (std::int64_t m = 0; m < M; ++m)
+        for (std::int64_t k = 0; k < K; ++k) st.scaled_[std::size_t(m * K + k)] = x[m * K + k] * lin.scale.data()[k];
+      in = st.scaled_.data();
+    }
+    if (s_.scale != ScaleMode::output && !s_.lora) {
+      kernels::matmul(pool, out, in, lin.weight, M, kernels::Epilogue{bias, accumulate});
+      return;
+    }
+    float* y = out;
+    if (accumulate) {
+      grow(st.tmp_, std::size_t(M * N));
+      y = st.tmp_.data();
+    }
+    kernels::matmul(pool, y, in, lin.weight, M, kernels::Epilogue{bias, false});
+    if (s_.scale == ScaleMode::output)
+      for (std::int64_t m = 0; m < M; ++m)
+        for (std::int64_t j = 0; j < N; ++j) y[m * N + j] *= lin.scale.data()[j];
+    if (s_.lora) {
+      const std::int64_t r = lin.lora_l1.dim(0);
+      grow(st.lora_mid_, std::size_t(M * r));
+      grow(st.lora_out_, std::size_t(M * N));
+      kernels::matmul(pool, st.lora_mid_.data(), x, MatPtr::of(lin.lora_l1.data(), r, K), M);
+      kernels::matmul(pool, st.lora_out_.data(), st.lora_mid_.data(), MatPtr::of(lin.lora_l2.data(), N, r), M);
+      kernels::add(y, st.lora_out_.data(), M * N);
+    }
+    if (accumulate) kernels::add(out, y, M * N);
+  }
+
+  // Causal attention of rows i (position pos+i) over keys 0..pos+i, then (adapter layers) the
+  // gated prompt branch with its own softmax. One task per (row, head).
+  template <class KV>
+  void attend_(ThreadPool& pool, RunState& st, int l, std::int64_t pos, std::int64_t n) const {
+    const std::int64_t dim = c_.dim, hd = c_.head_dim, n_heads = c_.n_heads;
     const float scale = 1.0f / std::sqrt(float(hd));
-    const float* keys = cache.key_row(l, 0);
-    const float* values = cache.value_row(l, 0);
-    const std::int64_t n_prompts = n_prompts_[std::size_t(l)];
-    const float* pk = n_prompts ? prompts_k_[std::size_t(l)].data() : nullptr;
-    const float* pv = n_prompts ? prompts_v_[std::size_t(l)].data() : nullptr;
-    const float* gates = Adapter::kEnabled ? gates_.data() + std::size_t(l) * std::size_t(n_heads) : nullptr;
+    const KV* keys = st.cache_.key_row<KV>(l, 0);
+    const KV* values = st.cache_.value_row<KV>(l, 0);
+    const std::int64_t n_prompts = st.n_prompts_[std::size_t(l)];
+    const float* pk = n_prompts ? st.prompts_k_[std::size_t(l)].data() : nullptr;
+    const float* pv = n_prompts ? st.prompts_v_[std::size_t(l)].data() : nullptr;
+    const float* gates = n_prompts ? st.gates_.data() + std::size_t(l) * std::size_t(n_heads) : nullptr;
+    const float* q_all = st.q_.data();
+    float* att = st.att_.data();
     pool.parallel_for(n * n_heads, [&](std::int64_t begin, std::int64_t end) {
       std::vector<float> scores(std::size_t(std::max(pos + n, n_prompts)));
       for (std::int64_t task = begin; task < end; ++task) {
         const std::int64_t i = task / n_heads, h = task % n_heads;
-        float* out = att_.data() + i * dim + h * hd;
-        const float* q = q_.data() + i * dim + h * hd;
+        float* out = att + i * dim + h * hd;
+        const float* q = q_all + i * dim + h * hd;
         kernels::attention_head(out, q, keys + h * hd, values + h * hd, pos + i + 1, hd, dim, scale, scores.data());
         if (n_prompts)
           kernels::adapter_attention_head(out, q, pk + h * hd, pv + h * hd, n_prompts, hd, dim, scale, gates[h], scores.data());
       }
     });
-    // x += wo(att)
-    linear_(pool, q_.data(), att_.data(), n, lw.wo, LinearId::wo, dim, dim);
-    kernels::add(x_.data(), q_.data(), n * dim);
-
-    // Feed-forward: x += w2(silu(w1 xb) * w3 xb), xb = RMSNorm(x) * ffn_norm.
-    for (std::int64_t i = 0; i < n; ++i)
-      kernels::rmsnorm(xb_.data() + i * dim, x_.data() + i * dim, lw.ffn_norm.data(), dim, c_.norm_eps);
-    linear_(pool, h1_.data(), xb_.data(), n, lw.w1, LinearId::w1, hidden, dim);
-    linear_(pool, h3_.data(), xb_.data(), n, lw.w3, LinearId::w3, hidden, dim);
-    kernels::swiglu(h1_.data(), h1_.data(), h3_.data(), n * hidden);
-    linear_(pool, q_.data(), h1_.data(), n, lw.w2, LinearId::w2, dim, hidden);
-    kernels::add(x_.data(), q_.data(), n * dim);
   }
 
-  void resize_scratch_(std::int64_t n) {
-    const std::size_t rows = std::size_t(n), dim = std::size_t(c_.dim), hidden = std::size_t(c_.hidden_dim);
-    if (x_.size() >= rows * dim) return;
-    x_.assign(rows * dim, 0.0f);
-    xb_.assign(rows * dim, 0.0f);
-    q_.assign(rows * dim, 0.0f);
-    att_.assign(rows * dim, 0.0f);
-    h1_.assign(rows * hidden, 0.0f);
-    h3_.assign(rows * hidden, 0.0f);
+  // One transformer block over rows x[0..n) at absolute positions pos..pos+n-1.
+  void block_(ThreadPool& pool, RunState& st, int l, std::int64_t pos, std::int64_t n) const {
+    const LayerWeights& lw = w_.layers[std::size_t(l)];
+    const std::int64_t dim = c_.dim, hd = c_.head_dim, n_heads = c_.n_heads, half = hd / 2;
+    float* x = st.x_.data();
+    float* xb = st.xb_.data();
+
+    // Attention input: xb = RMSNorm(x) * attention_norm.
+    for (std::int64_t i = 0; i < n; ++i) kernels::rmsnorm(xb + i * dim, x + i * dim, lw.attention_norm.data(), dim, c_.norm_eps);
+    // q, k, v; RoPE on q and k per head at each row's absolute position; k, v into the cache.
+    linear_(pool, st, st.q_.data(), xb, n, lw.wq, false);
+    linear_(pool, st, st.k_.data(), xb, n, lw.wk, false);
+    linear_(pool, st, st.v_.data(), xb, n, lw.wv, false);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const float* cs = st.rope_cos_.data() + i * half;
+      const float* sn = st.rope_sin_.data() + i * half;
+      for (std::int64_t h = 0; h < n_heads; ++h) {
+        kernels::rope_interleaved(st.q_.data() + i * dim + h * hd, hd, cs, sn);
+        kernels::rope_interleaved(st.k_.data() + i * dim + h * hd, hd, cs, sn);
+      }
+    }
+    st.cache_.store(l, pos, n, st.k_.data(), st.v_.data());
+    if (st.cache_.dtype() == KvDType::f16) attend_<f16_t>(pool, st, l, pos, n);
+    else attend_<float>(pool, st, l, pos, n);
+    // x += wo(att)
+    linear_(pool, st, x, st.att_.data(), n, lw.wo, true);
+
+    // Feed-forward: x += w2(silu(w1 xb) * w3 xb), xb = RMSNorm(x) * ffn_norm.
+    for (std::int64_t i = 0; i < n; ++i) kernels::rmsnorm(xb + i * dim, x + i * dim, lw.ffn_norm.data(), dim, c_.norm_eps);
+    linear_(pool, st, st.h1_.data(), xb, n, lw.w1, false);
+    linear_(pool, st, st.h3_.data(), xb, n, lw.w3, false);
+    kernels::swiglu(st.h1_.data(), st.h1_.data(), st.h3_.data(), n * c_.hidden_dim);
+    linear_(pool, st, x, st.h1_.data(), n, lw.w2, true);
   }
 
   LlamaConfig c_;
-  AdapterConfig ac_;
-  LlamaWeights<W> w_;
-  RopeTables rope_;
-  // Adapter state, fixed per request: per layer the prompt keys/values (n_prompts, dim) and the
-  // finished per-head gates (n_layers, n_heads).
-  std::vector<Tensor<float>> prompts_k_, prompts_v_;
-  std::vector<std::int64_t> n_prompts_;
-  std::vector<float> gates_;
-  bool prompts_ready_ = false;
-  // Scratch, (n, dim) or (n, hidden_dim): residual stream, normed input, q / projection output,
-  // attention output, the two FFN halves; and the tuning's temporaries.
-  std::vector<float> x_, xb_, q_, att_, h1_, h3_, scaled_, lora_mid_, lora_out_;
+  AdapterSpec s_;
+  LlamaWeights w_;
+  RopeFrequencies rope_;
 };
 
 }  // namespace lav2::model

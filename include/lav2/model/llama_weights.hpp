@@ -1,7 +1,14 @@
-// The weight table of LLaMA and LLaMA-Adapter V2: every tensor with its name, shape and what a
-// missing one becomes, bound by name from any tensor source (Meta's .pth, the adapter's 'model'
-// dict, safetensors). One for_each_tensor() lists them; loading, validation, parameter counts and
-// tests all reuse it (spec sections 1.2, 2.1, 3.1, 3.2, 5.2).
+// The weight table of LLaMA and LLaMA-Adapter V2: every tensor with its name, shape, what a
+// missing one becomes and its parameter group, bound by name from any tensor source (Meta's .pth,
+// the adapter's 'model' dict, safetensors). One for_each_tensor() lists them; loading,
+// validation, parameter counts and tests all reuse it (spec sections 1.2, 2.1, 3.1, 3.2, 5.2).
+//
+// Dtypes, decided here and nowhere else:
+// - frozen matrices (the seven linears, tok_embeddings, output) are MatPtr handles used in the
+//   dtype the checkpoint stored them in, in place in the mapped file;
+// - everything else (norms, biases, scales, gates, LoRA, adapter_query) is small and is converted
+//   once to f32 at load: the official code computes these in f32 (they are the fp32 trainable
+//   parameters of get_trainable_params), and the forward pass reads them as f32.
 #pragma once
 
 #include <array>
@@ -12,24 +19,21 @@
 #include <vector>
 
 #include "lav2/core/error.hpp"
-#include "lav2/model/adapter_config.hpp"
+#include "lav2/io/weight_table.hpp"
+#include "lav2/model/adapter_spec.hpp"
 #include "lav2/model/llama_config.hpp"
-#include "lav2/model/policies.hpp"
+#include "lav2/tensor/mat_ptr.hpp"
 #include "lav2/tensor/tensor.hpp"
 
 namespace lav2::model {
 
-/// \brief What a tensor that the sources lack becomes, as the official load(strict=False)
-/// leaves it: an error, zeros (biases, gates, LoRA: no effect) or ones (scales, new_gate).
-enum class Missing { error, zeros, ones };
+using io::Group;
+using io::Missing;
+using io::TensorSpec;
 
-/// \brief Which parameter group a tensor belongs to (for `lav2 info` and the tests).
-enum class Group { base, adapter_prompts, gates, biases, norms, scales, lora, visual };
-
-/// \brief A linear layer and its tuning tensors; which of them exist is the TuningPolicy's call.
-template <class W>
+/// \brief A linear layer and its tuning tensors; which of them exist is the AdapterSpec's call.
 struct Linear {
-  TensorView<const W> weight;       // (out, in), frozen
+  MatPtr weight;                    // (out, in), frozen, stored dtype
   TensorView<const float> bias;     // (out)
   TensorView<const float> scale;    // (in) for ScaleMode::input, (out) for ScaleMode::output
   TensorView<const float> lora_l1;  // (rank, in)
@@ -37,24 +41,23 @@ struct Linear {
 };
 
 /// \brief One block's weights.
-template <class W>
 struct LayerWeights {
-  Linear<W> wq, wk, wv, wo;                 // (dim, dim)
-  Linear<W> w1, w3;                         // (hidden_dim, dim)
-  Linear<W> w2;                             // (dim, hidden_dim)
+  Linear wq, wk, wv, wo;                    // (dim, dim)
+  Linear w1, w3;                            // (hidden_dim, dim)
+  Linear w2;                                // (dim, hidden_dim)
   TensorView<const float> attention_norm;   // (dim)
   TensorView<const float> ffn_norm;         // (dim)
   TensorView<const float> gate;             // (1, n_heads, 1, 1), adapter models only
   TensorView<const float> new_gate;         // (1, 1, 1, 1), LoRA adapter models only
-  Linear<W>& linear(policy::LinearId id) {
+  Linear& linear(LinearId id) {
     switch (id) {
-      case policy::LinearId::wq: return wq;
-      case policy::LinearId::wk: return wk;
-      case policy::LinearId::wv: return wv;
-      case policy::LinearId::wo: return wo;
-      case policy::LinearId::w1: return w1;
-      case policy::LinearId::w2: return w2;
-      case policy::LinearId::w3: return w3;
+      case LinearId::wq: return wq;
+      case LinearId::wk: return wk;
+      case LinearId::wv: return wv;
+      case LinearId::wo: return wo;
+      case LinearId::w1: return w1;
+      case LinearId::w2: return w2;
+      case LinearId::w3: return w3;
     }
     return wq;
   }
@@ -62,42 +65,32 @@ struct LayerWeights {
 
 /// \brief All weights of a model. Views point into the mapped checkpoints where the stored
 /// dtype and layout allow, otherwise into converted copies kept in `owned`.
-template <class W>
 struct LlamaWeights {
-  TensorView<const W> tok_embeddings;       // (vocab_size, dim)
-  std::vector<LayerWeights<W>> layers;      // n_layers
+  MatPtr tok_embeddings;                    // (vocab_size, dim)
+  std::vector<LayerWeights> layers;         // n_layers
   TensorView<const float> norm;             // (dim)
-  TensorView<const W> output;               // (vocab_size, dim), not tied to the embeddings
+  MatPtr output;                            // (vocab_size, dim), not tied to the embeddings
   TensorView<const float> adapter_query;    // (query_layer * query_len, dim), adapter models only
   std::vector<std::shared_ptr<const void>> owned;  // converted tensors and the files views point into
 };
 
-/// \brief One table entry as for_each_tensor reports it.
-struct TensorSpec {
-  std::string name;  // Meta's name for LLaMA tensors ("layers.0.attention.wq.weight"); the
-                     // official adapter dict prefixes these with "llama." (V1: no prefix)
-  Shape shape;
-  Missing missing;
-  Group group;
-};
-
 namespace detail {
-inline const char* linear_name(policy::LinearId id) {
+inline const char* linear_name(LinearId id) {
   static constexpr const char* kNames[] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
   return kNames[int(id)];
 }
-inline const char* linear_module(policy::LinearId id) {
-  return int(id) <= int(policy::LinearId::wo) ? "attention." : "feed_forward.";
+inline const char* linear_module(LinearId id) {
+  return int(id) <= int(LinearId::wo) ? "attention." : "feed_forward.";
 }
 }  // namespace detail
 
-/// \brief Calls fn(spec, slot) for every tensor of the table of a model with policies
-/// Adapter/Tuning, where slot is a TensorView<const W>& (a frozen matrix kept in the weight dtype)
-/// or a TensorView<const float>& (a small tensor converted to f32).
-template <class Adapter, class Tuning, class W, class Fn>
-void for_each_tensor(LlamaWeights<W>& w, const LlamaConfig& c, const AdapterConfig& ac, Fn&& fn) {
-  using policy::LinearId;
-  const std::int64_t dim = c.dim, hidden = c.hidden_dim, vocab = c.vocab_size, r = ac.lora_rank;
+/// \brief Calls fn(spec, slot) for every tensor of the table of a model described by `s`, where
+/// slot is a MatPtr& (a frozen matrix kept in its stored dtype) or a TensorView<const float>& (a
+/// small tensor converted to f32). Names are Meta's ("layers.0.attention.wq.weight"); the official
+/// adapter dict prefixes the LLaMA ones with "llama." (V1: no prefix).
+template <class Fn>
+void for_each_tensor(LlamaWeights& w, const LlamaConfig& c, const AdapterSpec& s, Fn&& fn) {
+  const std::int64_t dim = c.dim, hidden = c.hidden_dim, vocab = c.vocab_size, r = s.lora_rank;
   auto emit = [&](std::string name, Shape shape, Missing missing, Group group, auto& slot) {
     fn(TensorSpec{std::move(name), shape, missing, group}, slot);
   };
@@ -105,105 +98,146 @@ void for_each_tensor(LlamaWeights<W>& w, const LlamaConfig& c, const AdapterConf
   w.layers.resize(std::size_t(c.n_layers));
   for (int i = 0; i < c.n_layers; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
-    LayerWeights<W>& l = w.layers[std::size_t(i)];
-    for (LinearId id : policy::kAllLinears) {
+    LayerWeights& l = w.layers[std::size_t(i)];
+    for (LinearId id : kAllLinears) {
       const std::string m = p + detail::linear_module(id), n = detail::linear_name(id);
       const bool ffn_in = id == LinearId::w1 || id == LinearId::w3, ffn_out = id == LinearId::w2;
       const std::int64_t out = ffn_in ? hidden : dim, in = ffn_out ? hidden : dim;
-      Linear<W>& lin = l.linear(id);
+      Linear& lin = l.linear(id);
       emit(m + n + ".weight", Shape{out, in}, Missing::error, Group::base, lin.weight);
-      if constexpr (Tuning::kBias == policy::BiasSet::official) {
-        if (Tuning::has_bias(id)) emit(m + n + ".bias", Shape{out}, Missing::zeros, Group::biases, lin.bias);
-      } else if constexpr (Tuning::kBias == policy::BiasSet::all) {
-        emit(m + n + "_bias", Shape{out}, Missing::zeros, Group::biases, lin.bias);
-      }
-      if constexpr (Tuning::kScale == policy::ScaleMode::input)
-        emit(m + n + "_scale", Shape{in}, Missing::ones, Group::scales, lin.scale);
-      if constexpr (Tuning::kScale == policy::ScaleMode::output)
-        emit(m + n + "_scale", Shape{out}, Missing::ones, Group::scales, lin.scale);
-      if constexpr (Tuning::kLora) {
+      if (s.bias == BiasSet::official && s.has_bias(id))
+        emit(m + n + ".bias", Shape{out}, Missing::zeros, Group::biases, lin.bias);
+      if (s.bias == BiasSet::all) emit(m + n + "_bias", Shape{out}, Missing::zeros, Group::biases, lin.bias);
+      if (s.scale == ScaleMode::input) emit(m + n + "_scale", Shape{in}, Missing::ones, Group::scales, lin.scale);
+      if (s.scale == ScaleMode::output) emit(m + n + "_scale", Shape{out}, Missing::ones, Group::scales, lin.scale);
+      if (s.lora) {
         emit(m + "lora_" + n + "_l1.weight", Shape{r, in}, Missing::zeros, Group::lora, lin.lora_l1);
         emit(m + "lora_" + n + "_l2.weight", Shape{out, r}, Missing::zeros, Group::lora, lin.lora_l2);
       }
     }
     emit(p + "attention_norm.weight", Shape{dim}, Missing::error, Group::norms, l.attention_norm);
     emit(p + "ffn_norm.weight", Shape{dim}, Missing::error, Group::norms, l.ffn_norm);
-    if constexpr (Adapter::kEnabled) {
+    if (s.has_prompts()) {
       emit(p + "attention.gate", Shape{1, c.n_heads, 1, 1}, Missing::zeros, Group::gates, l.gate);
-      if constexpr (Tuning::kLora)
-        emit(p + "attention.new_gate", Shape{1, 1, 1, 1}, Missing::ones, Group::gates, l.new_gate);
+      if (s.lora) emit(p + "attention.new_gate", Shape{1, 1, 1, 1}, Missing::ones, Group::gates, l.new_gate);
     }
   }
   emit("norm.weight", Shape{dim}, Missing::error, Group::norms, w.norm);
   emit("output.weight", Shape{vocab, dim}, Missing::error, Group::base, w.output);
-  if constexpr (Adapter::kEnabled)
-    emit("adapter_query.weight", Shape{std::int64_t(ac.query_layer) * ac.query_len, dim}, Missing::error,
+  if (s.has_prompts())
+    emit("adapter_query.weight", Shape{std::int64_t(s.query_layer) * s.query_len, dim}, Missing::error,
          Group::adapter_prompts, w.adapter_query);
+}
+
+/// \brief The table of a model described by `s`, in order.
+inline std::vector<TensorSpec> tensor_table(const LlamaConfig& c, const AdapterSpec& s = {}) {
+  std::vector<TensorSpec> out;
+  LlamaWeights w;
+  for_each_tensor(w, c, s, [&](const TensorSpec& spec, auto&) { out.push_back(spec); });
+  return out;
 }
 
 /// \brief Looks a tensor up by its table name; returns nullptr when no source has it.
 using TensorLookup = std::function<const AnyTensorView*(const std::string& name)>;
 
 namespace detail {
-/// Converts any float tensor (f32/f16/bf16, any strides) to a contiguous Tensor<T>.
-template <class T>
-std::shared_ptr<Tensor<T>> convert_tensor(const AnyTensorView& src, const std::string& file, const std::string& name) {
-  auto out = std::make_shared<Tensor<T>>(src.shape);
+/// Reads element `off` of a float tensor as f32.
+inline float read_f32(const AnyTensorView& src, std::int64_t off) {
+  switch (src.dtype) {
+    case DType::f32: return static_cast<const float*>(src.data)[off];
+    case DType::f16: return f16_to_f32(static_cast<const std::uint16_t*>(src.data)[off]);
+    case DType::bf16: return bf16_to_f32(static_cast<const std::uint16_t*>(src.data)[off]);
+    default: return 0.0f;
+  }
+}
+
+/// Walks `src` in C order through its strides, calling put(flat index, value as f32).
+template <class Put>
+void walk_c_order(const AnyTensorView& src, Put&& put) {
   const std::int64_t n = src.numel();
-  std::array<std::int64_t, kMaxRank> idx{};  // walks the source in C order with its strides
+  std::array<std::int64_t, kMaxRank> idx{};
   for (std::int64_t flat = 0; flat < n; ++flat) {
     std::int64_t off = 0;
     for (int d = 0; d < src.shape.rank; ++d) off += idx[std::size_t(d)] * src.strides[std::size_t(d)];
-    float v = 0.0f;
-    switch (src.dtype) {
-      case DType::f32: v = static_cast<const float*>(src.data)[off]; break;
-      case DType::f16: v = f16_to_f32(static_cast<const std::uint16_t*>(src.data)[off]); break;
-      case DType::bf16: v = bf16_to_f32(static_cast<const std::uint16_t*>(src.data)[off]); break;
-      default:
-        LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", name, "' has dtype ", dtype_name(src.dtype),
-                   ", expected a floating-point type (f32, f16, bf16)");
-    }
-    (*out)[flat] = from_f32<T>(v);
+    put(flat, read_f32(src, off));
     for (int d = src.shape.rank - 1; d >= 0; --d) {
       if (++idx[std::size_t(d)] < src.shape[d]) break;
       idx[std::size_t(d)] = 0;
     }
   }
-  return out;
 }
 
-/// Binds `slot` to `src`: in place when dtype and layout allow, else through a converted copy.
-template <class T>
-void bind_tensor(TensorView<const T>& slot, const AnyTensorView& src, const std::string& file, const std::string& name,
-                 std::vector<std::shared_ptr<const void>>& owned) {
-  const bool in_place = src.dtype == dtype_of_v<T> &&
-                        TensorView<const T>(static_cast<const T*>(src.data), src.shape, src.strides).is_contiguous();
-  if (in_place) {
-    slot = TensorView<const T>(static_cast<const T*>(src.data), src.shape);
+inline void require_float(const AnyTensorView& src, const std::string& file, const std::string& name) {
+  if (!is_matmul_dtype(src.dtype))
+    LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", name, "' has dtype ", dtype_name(src.dtype),
+               ", expected a floating-point type (f32, f16, bf16)");
+}
+
+inline bool is_dense(const AnyTensorView& src) {
+  std::int64_t expect = 1;
+  for (int i = src.shape.rank - 1; i >= 0; --i) {
+    if (src.shape[i] != 1 && src.strides[std::size_t(i)] != expect) return false;
+    expect *= src.shape[i];
+  }
+  return true;
+}
+
+/// Binds a small tensor as f32: in place when it is dense f32, else through a converted copy.
+inline void bind_tensor(TensorView<const float>& slot, const AnyTensorView& src, const std::string& file,
+                        const std::string& name, std::vector<std::shared_ptr<const void>>& owned) {
+  require_float(src, file, name);
+  if (src.dtype == DType::f32 && is_dense(src)) {
+    slot = TensorView<const float>(static_cast<const float*>(src.data), src.shape);
     return;
   }
-  auto copy = convert_tensor<T>(src, file, name);
-  slot = TensorView<const T>(copy->data(), copy->shape());
+  auto copy = std::make_shared<Tensor<float>>(src.shape);
+  walk_c_order(src, [&](std::int64_t i, float v) { (*copy)[i] = v; });
+  slot = TensorView<const float>(copy->data(), copy->shape());
   owned.push_back(std::move(copy));
 }
 
+/// Binds a frozen matrix in its stored dtype: in place when its rows are dense; otherwise (a view
+/// with padded or transposed strides, which the kernels cannot read) copied once into dense rows
+/// of the same dtype, so no value changes.
+inline void bind_tensor(MatPtr& slot, const AnyTensorView& src, const std::string& file, const std::string& name,
+                        std::vector<std::shared_ptr<const void>>& owned) {
+  require_float(src, file, name);
+  const std::int64_t rows = src.shape[0], cols = src.shape.rank > 1 ? src.numel() / std::max<std::int64_t>(rows, 1) : 1;
+  if (is_dense(src)) {
+    slot = MatPtr(src.dtype, src.data, rows, cols, cols);
+    return;
+  }
+  auto store = [&](auto tag) {
+    using T = decltype(tag);
+    auto copy = std::make_shared<Tensor<T>>(src.shape);
+    walk_c_order(src, [&](std::int64_t i, float v) { (*copy)[i] = from_f32<T>(v); });  // exact: same dtype
+    slot = MatPtr::of(copy->data(), rows, cols);
+    owned.push_back(std::move(copy));
+  };
+  if (src.dtype == DType::f32) store(float{});
+  else if (src.dtype == DType::f16) store(f16_t{});
+  else store(bf16_t{});
+}
+
 /// Binds `slot` to a new tensor of `shape` filled with `value` (a missing optional tensor).
-template <class T>
-void bind_constant(TensorView<const T>& slot, const Shape& shape, float value, std::vector<std::shared_ptr<const void>>& owned) {
-  auto t = std::make_shared<Tensor<T>>(shape);
-  for (auto& x : *t) x = from_f32<T>(value);
-  slot = TensorView<const T>(t->data(), t->shape());
+inline void bind_constant(TensorView<const float>& slot, const Shape& shape, float value,
+                          std::vector<std::shared_ptr<const void>>& owned) {
+  auto t = std::make_shared<Tensor<float>>(shape);
+  for (auto& x : *t) x = value;
+  slot = TensorView<const float>(t->data(), t->shape());
   owned.push_back(std::move(t));
+}
+inline void bind_constant(MatPtr&, const Shape&, float, std::vector<std::shared_ptr<const void>>&) {
+  LAV2_ASSERT(false && "frozen matrices are never optional");
 }
 }  // namespace detail
 
-/// \brief Binds every tensor of the table from `lookup`, checking presence and shape. `file`
-/// names the source in messages (the lookup may merge several files).
-template <class W, class Adapter = policy::NoAdapter, class Tuning = policy::Frozen>
-LlamaWeights<W> bind_llama_weights(const LlamaConfig& c, const TensorLookup& lookup, const std::string& file,
-                                   const AdapterConfig& ac = {}) {
-  LlamaWeights<W> w;
-  for_each_tensor<Adapter, Tuning>(w, c, ac, [&](const TensorSpec& spec, auto& slot) {
+/// \brief Binds every tensor of the table from `lookup`, checking presence, shape and dtype.
+/// `file` names the source in messages (the lookup may merge several files).
+inline LlamaWeights bind_llama_weights(const LlamaConfig& c, const AdapterSpec& s, const TensorLookup& lookup,
+                                       const std::string& file) {
+  LlamaWeights w;
+  for_each_tensor(w, c, s, [&](const TensorSpec& spec, auto& slot) {
     const AnyTensorView* t = lookup(spec.name);
     if (!t) {
       if (spec.missing == Missing::error)
@@ -218,15 +252,6 @@ LlamaWeights<W> bind_llama_weights(const LlamaConfig& c, const TensorLookup& loo
     detail::bind_tensor(slot, *t, file, spec.name, w.owned);
   });
   return w;
-}
-
-/// \brief The table of a model with the given policies, in order.
-template <class Adapter = policy::NoAdapter, class Tuning = policy::Frozen>
-std::vector<TensorSpec> tensor_table(const LlamaConfig& c, const AdapterConfig& ac = {}) {
-  std::vector<TensorSpec> out;
-  LlamaWeights<float> w;
-  for_each_tensor<Adapter, Tuning>(w, c, ac, [&](const TensorSpec& spec, auto&) { out.push_back(spec); });
-  return out;
 }
 
 }  // namespace lav2::model

@@ -7,11 +7,19 @@
 //     have none. config: official keys w_bias (ignored, as officially: the finetune-phase model
 //     always has biases), w_lora, lora_rank; lav2's keys adapter (v2|v1|none), bias_set
 //     (official|all), scale_mode (none|input|output), fusion_mode (all_adapter_layers|first_k|
-//     paper_early), fusion_depth, query_len, query_layer. A missing config means the official defaults.
+//     paper_early), fusion_depth, query_len, query_layer.
 //   V1: a plain dict {'adapter_query.weight', 'layers.{i}.attention.gate'}, no prefix, no config.
+//
+// Sizes come from the shapes, because the official class takes them as arguments that no config
+// records: query_len = rows of visual_query.weight; query_layer = rows of adapter_query.weight /
+// query_len; lora_rank = rows of the lora_*_l1 matrices. A config value may only confirm a shape:
+// where they disagree, or the shapes disagree among themselves, the error names the tensors and
+// both values. Without a visual_query.weight (an adapter without its visual branch, or V1),
+// query_len comes from the config (official default 10; V1: rows / 30 adapter layers).
+//
 // As the official load(strict=False): adapter tensors override the base ones; missing optional
-// tensors keep their initial values (biases, gates, LoRA 0; scales, new_gate 1); an unexpected
-// key is an error that names it.
+// tensors keep their initial values (biases, gates, LoRA 0; scales, new_gate 1); an unexpected key
+// is an error that names it.
 #pragma once
 
 #include <memory>
@@ -20,30 +28,25 @@
 
 #include "lav2/core/error.hpp"
 #include "lav2/io/torch_checkpoint.hpp"
+#include "lav2/model/adapter_spec.hpp"
 #include "lav2/model/llama_loader.hpp"
-#include "lav2/model/model_variants.hpp"
+#include "lav2/model/llama_model.hpp"
 
 namespace lav2::model {
 
-/// \brief A loaded model and the files its views point into.
-struct LoadedModel {
-  AnyModel model;
+/// \brief An opened adapter checkpoint: its variant and sizes, and its tensors (the LLaMA side
+/// and, for V2, the visual branch, which vision::VisualEncoder reads).
+struct AdapterFile {
+  std::string path;
   AdapterSpec spec;
-  std::string llama_checkpoint, adapter_checkpoint;
-  io::TensorMap adapter_tensors;  ///< the adapter's tensors (the visual branch reads its own from here)
-  std::shared_ptr<const void> adapter_keep_alive;
+  io::TensorMap tensors;
+  std::shared_ptr<const void> keep_alive;
 };
 
-/// \brief True for the adapter keys that belong to the visual branch (spec 4.2).
-inline bool is_visual_branch_key(const std::string& k) {
-  for (const char* p : {"clip_proj.", "clip_proj_norm.", "visual_query.", "visual_blocks.", "visual_proj.", "visual_proj_norm."})
-    if (k.rfind(p, 0) == 0) return true;
-  return false;
-}
-
 namespace detail {
+inline const io::Value* config_value(const io::Value* cfg, const char* key) { return cfg ? cfg->find(key) : nullptr; }
 inline int config_int(const io::Value* cfg, const char* key, int fallback, int lo, int hi, const std::string& file) {
-  const io::Value* v = cfg ? cfg->find(key) : nullptr;
+  const io::Value* v = config_value(cfg, key);
   if (!v) return fallback;
   if (!v->is_int()) LAV2_THROW(load_error, "checkpoint '", file, "': config '", key, "' must be an int");
   if (v->as_int() < lo || v->as_int() > hi)
@@ -51,7 +54,7 @@ inline int config_int(const io::Value* cfg, const char* key, int fallback, int l
   return int(v->as_int());
 }
 inline bool config_bool(const io::Value* cfg, const char* key, bool fallback, const std::string& file) {
-  const io::Value* v = cfg ? cfg->find(key) : nullptr;
+  const io::Value* v = config_value(cfg, key);
   if (!v) return fallback;
   if (v->is_bool()) return v->as_bool();
   if (v->is_int()) return v->as_int() != 0;
@@ -59,7 +62,7 @@ inline bool config_bool(const io::Value* cfg, const char* key, bool fallback, co
 }
 inline std::string config_str(const io::Value* cfg, const char* key, const std::string& fallback,
                               std::initializer_list<const char*> allowed, const std::string& file) {
-  const io::Value* v = cfg ? cfg->find(key) : nullptr;
+  const io::Value* v = config_value(cfg, key);
   if (!v) return fallback;
   if (!v->is_str()) LAV2_THROW(load_error, "checkpoint '", file, "': config '", key, "' must be a string");
   for (const char* a : allowed)
@@ -68,131 +71,183 @@ inline std::string config_str(const io::Value* cfg, const char* key, const std::
   for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
   LAV2_THROW(load_error, "checkpoint '", file, "': config '", key, "' is '", v->as_str(), "', expected one of ", list);
 }
-}  // namespace detail
 
-/// \brief Reads an adapter checkpoint's variant and sizes from its layout, config and tensors.
-/// Fills `tensors` with the dict whose keys the weight table binds.
-inline AdapterSpec read_adapter_spec(const io::TorchCheckpoint& ckpt, const LlamaConfig& c, io::TensorMap& tensors) {
-  using namespace policy;
-  const std::string& file = ckpt.path();
-  const io::Value& root = ckpt.root();
-  AdapterSpec s;
-  if (const io::Value* m = root.find("model"); m && m->is_dict()) {
-    tensors = ckpt.tensors("model");
-    const io::Value* cfg = root.find("config");
-    if (cfg && !cfg->is_dict()) LAV2_THROW(load_error, "checkpoint '", file, "': 'config' must be a dict");
-    const std::string kind = detail::config_str(cfg, "adapter", "v2", {"v2", "v1", "none"}, file);
-    s.kind = kind == "v2" ? AdapterSpec::Kind::v2 : kind == "v1" ? AdapterSpec::Kind::v1 : AdapterSpec::Kind::none;
-    const std::string bias = detail::config_str(cfg, "bias_set", kind == "v1" ? "none" : "official", {"none", "official", "all"}, file);
-    s.bias = bias == "official" ? BiasSet::official : bias == "all" ? BiasSet::all : BiasSet::none;
-    const std::string scale = detail::config_str(cfg, "scale_mode", "none", {"none", "input", "output"}, file);
-    s.scale = scale == "input" ? ScaleMode::input : scale == "output" ? ScaleMode::output : ScaleMode::none;
-    s.lora = detail::config_bool(cfg, "w_lora", false, file);
-    s.sizes.lora_rank = detail::config_int(cfg, "lora_rank", 16, 1, 1 << 16, file);
-    const std::string fusion = detail::config_str(cfg, "fusion_mode", "all_adapter_layers",
-                                                  {"all_adapter_layers", "first_k", "paper_early"}, file);
-    s.fusion = fusion == "first_k" ? FusionMode::first_k : fusion == "paper_early" ? FusionMode::paper_early
-                                                                                     : FusionMode::all_adapter_layers;
-    s.sizes.fusion_depth = detail::config_int(cfg, "fusion_depth", 0, 0, 1 << 16, file);
-    s.sizes.query_layer = detail::config_int(cfg, "query_layer", kind == "v1" ? c.n_layers - 2 : c.n_layers - 1, 0, c.n_layers, file);
-    s.sizes.query_len = detail::config_int(cfg, "query_len", 10, 1, 1 << 16, file);
-  } else if (root.find("adapter_query.weight")) {
-    tensors = ckpt.tensors();
-    s.kind = AdapterSpec::Kind::v1;
-    s.sizes.query_layer = c.n_layers - 2;  // V1: the last 30 of 32 layers
-    const auto it = tensors.find("adapter_query.weight");
-    if (it == tensors.end())
-      LAV2_THROW(load_error, "checkpoint '", file, "': 'adapter_query.weight' is not a tensor");
-    const AnyTensorView& a = it->second;
-    if (a.shape.rank != 2 || s.sizes.query_layer <= 0 || a.shape[0] % s.sizes.query_layer != 0)
-      LAV2_THROW(load_error, "checkpoint '", file, "': tensor 'adapter_query.weight' has shape ", a.shape.to_string(),
-                 ", expected (query_layer * query_len, ", c.dim, ") with query_layer ", s.sizes.query_layer);
-    s.sizes.query_len = int(a.shape[0] / s.sizes.query_layer);
-  } else {
-    LAV2_THROW(load_error, "checkpoint '", file, "': not an adapter checkpoint: expected {'model': ..., 'config': ...} "
-               "(LLaMA-Adapter V2) or a dict with 'adapter_query.weight' (V1)");
-  }
-  if (s.kind != AdapterSpec::Kind::none && s.sizes.query_layer < 1)
-    LAV2_THROW(load_error, "checkpoint '", file, "': config 'query_layer' is 0, but the adapter needs at least one layer");
-  if (s.fusion == FusionMode::first_k && (s.sizes.fusion_depth < 1 || s.sizes.fusion_depth > s.sizes.query_layer))
-    LAV2_THROW(load_error, "checkpoint '", file, "': config 'fusion_depth' is ", s.sizes.fusion_depth,
-               ", but first_k needs 1..", s.sizes.query_layer, " (the adapter layers this model holds)");
-  if (s.fusion == FusionMode::paper_early && (s.sizes.fusion_depth < 1 || s.sizes.fusion_depth > c.n_layers))
-    LAV2_THROW(load_error, "checkpoint '", file, "': config 'fusion_depth' is ", s.sizes.fusion_depth,
-               ", but paper_early needs 1..", c.n_layers, " (the model's layers)");
-  return s;
+inline bool is_visual_branch_key(const std::string& k) {
+  for (const char* p : {"clip_proj.", "clip_proj_norm.", "visual_query.", "visual_blocks.", "visual_proj.", "visual_proj_norm."})
+    if (k.rfind(p, 0) == 0) return true;
+  return false;
 }
 
-/// \brief Builds the model that `spec` describes from the opened base directory and the adapter's
-/// tensors (empty for base LLaMA), checking every key. `adapter_file` names the adapter in messages.
-/// The returned model's views point into `base` and `adapter_tensors`' storage: keep them alive
-/// (load_model does).
-inline AnyModel build_model(const LlamaDir& base, const AdapterSpec& spec, const io::TensorMap& adapter_tensors,
-                            const std::string& adapter_file) {
-  const LlamaConfig& c = base.config;
-  const bool has_adapter = !adapter_file.empty();
-  const std::string prefix = spec.kind == AdapterSpec::Kind::v1 ? "" : "llama.";
-  const std::string file = has_adapter ? base.checkpoint_path + "' + '" + adapter_file : base.checkpoint_path;
+/// A size read from a shape, confirmed by the config where it names it.
+inline int confirm_with_config(const io::Value* cfg, const char* key, int from_shape, const std::string& shape_source,
+                               const std::string& file) {
+  const int v = config_int(cfg, key, from_shape, 1, 1 << 20, file);
+  if (v != from_shape)
+    LAV2_THROW(load_error, "checkpoint '", file, "': config '", key, "' is ", v, ", but ", shape_source, " gives ",
+               from_shape);
+  return v;
+}
+
+/// query_len, query_layer and lora_rank from the tensors (see the file comment).
+inline void read_sizes(AdapterSpec& s, const io::TensorMap& t, const io::Value* cfg, const LlamaConfig& c,
+                       const std::string& file, const std::string& prefix) {
+  if (auto vq = t.find("visual_query.weight"); vq != t.end() && vq->second.shape.rank == 2) {
+    const int q = int(vq->second.shape[0]);
+    s.query_len = confirm_with_config(cfg, "query_len", q,
+                                      "tensor 'visual_query.weight' " + vq->second.shape.to_string() + " (its rows)", file);
+  } else {
+    s.query_len = config_int(cfg, "query_len", 10, 1, 1 << 16, file);
+  }
+  if (auto aq = t.find("adapter_query.weight"); s.has_prompts() && aq != t.end()) {
+    const Shape& a = aq->second.shape;
+    const std::string via = t.count("visual_query.weight") ? " (the rows of 'visual_query.weight')" : "";
+    if (a.rank != 2 || a[1] != c.dim)
+      LAV2_THROW(load_error, "checkpoint '", file, "': tensor 'adapter_query.weight' has shape ", a.to_string(),
+                 ", expected (query_layer * query_len, ", c.dim, ")");
+    if (a[0] % s.query_len != 0)
+      LAV2_THROW(load_error, "checkpoint '", file, "': tensor 'adapter_query.weight' has ", a[0],
+                 " rows, which is not a multiple of query_len ", s.query_len, via);
+    const std::int64_t layers = a[0] / s.query_len;
+    if (layers < 1 || layers > c.n_layers)
+      LAV2_THROW(load_error, "checkpoint '", file, "': tensor 'adapter_query.weight' has ", a[0], " rows = ", layers,
+                 " adapter layers x query_len ", s.query_len, via, ", but the LLaMA model has ", c.n_layers, " layers");
+    s.query_layer = confirm_with_config(cfg, "query_layer", int(layers),
+                                        "tensor 'adapter_query.weight' rows / query_len " + std::to_string(s.query_len), file);
+  } else if (s.has_prompts()) {
+    s.query_layer = config_int(cfg, "query_layer", c.n_layers - 1, 1, c.n_layers, file);  // the table reports it missing
+  }
+  // LoRA: every lora_*_l1 must agree on the rank.
+  std::string first;
+  int rank = 0;
+  for (const auto& [name, view] : t) {
+    if (name.rfind(prefix, 0) != 0 || name.find(".lora_") == std::string::npos) continue;
+    if (name.size() < 10 || name.compare(name.size() - 10, 10, "_l1.weight") != 0 || view.shape.rank != 2) continue;
+    if (first.empty()) {
+      first = name;
+      rank = int(view.shape[0]);
+    } else if (view.shape[0] != rank) {
+      LAV2_THROW(load_error, "checkpoint '", file, "': LoRA ranks disagree: tensor '", first, "' has rank ", rank,
+                 " but '", name, "' has rank ", view.shape[0]);
+    }
+  }
+  if (!first.empty()) s.lora_rank = confirm_with_config(cfg, "lora_rank", rank, "tensor '" + first + "' (its rows)", file);
+  else s.lora_rank = config_int(cfg, "lora_rank", 16, 1, 1 << 16, file);
+}
+}  // namespace detail
+
+/// \brief Opens an adapter checkpoint and reads its variant and sizes (checked against `c`).
+inline AdapterFile open_adapter(const std::string& path, const LlamaConfig& c) {
+  io::TorchCheckpoint ckpt(path);
+  const io::Value& root = ckpt.root();
+  AdapterFile f;
+  f.path = path;
+  f.keep_alive = ckpt.keep_alive();
+  AdapterSpec& s = f.spec;
+  if (const io::Value* m = root.find("model"); m && m->is_dict()) {
+    f.tensors = ckpt.tensors("model");
+    const io::Value* cfg = root.find("config");
+    if (cfg && !cfg->is_dict()) LAV2_THROW(load_error, "checkpoint '", path, "': 'config' must be a dict");
+    const std::string kind = detail::config_str(cfg, "adapter", "v2", {"v2", "v1", "none"}, path);
+    s.kind = kind == "v2" ? AdapterKind::v2 : kind == "v1" ? AdapterKind::v1 : AdapterKind::none;
+    const std::string bias = detail::config_str(cfg, "bias_set", kind == "v1" ? "none" : "official", {"none", "official", "all"}, path);
+    s.bias = bias == "official" ? BiasSet::official : bias == "all" ? BiasSet::all : BiasSet::none;
+    const std::string scale = detail::config_str(cfg, "scale_mode", "none", {"none", "input", "output"}, path);
+    s.scale = scale == "input" ? ScaleMode::input : scale == "output" ? ScaleMode::output : ScaleMode::none;
+    s.lora = detail::config_bool(cfg, "w_lora", false, path);
+    const std::string fusion = detail::config_str(cfg, "fusion_mode", "all_adapter_layers",
+                                                  {"all_adapter_layers", "first_k", "paper_early"}, path);
+    s.fusion = fusion == "first_k" ? FusionMode::first_k : fusion == "paper_early" ? FusionMode::paper_early
+                                                                                     : FusionMode::all_adapter_layers;
+    s.fusion_depth = detail::config_int(cfg, "fusion_depth", 0, 0, 1 << 16, path);
+    detail::read_sizes(s, f.tensors, cfg, c, path, kind == "v1" ? "" : "llama.");
+  } else if (root.find("adapter_query.weight")) {
+    f.tensors = ckpt.tensors();
+    s.kind = AdapterKind::v1;
+    s.query_layer = c.n_layers - 2;  // V1: the last 30 of 32 layers
+    const auto it = f.tensors.find("adapter_query.weight");
+    if (it == f.tensors.end()) LAV2_THROW(load_error, "checkpoint '", path, "': 'adapter_query.weight' is not a tensor");
+    const AnyTensorView& a = it->second;
+    if (a.shape.rank != 2 || s.query_layer <= 0 || a.shape[0] % s.query_layer != 0)
+      LAV2_THROW(load_error, "checkpoint '", path, "': tensor 'adapter_query.weight' has shape ", a.shape.to_string(),
+                 ", expected (query_layer * query_len, ", c.dim, ") with query_layer ", s.query_layer);
+    s.query_len = int(a.shape[0] / s.query_layer);
+  } else {
+    LAV2_THROW(load_error, "checkpoint '", path, "': not an adapter checkpoint: expected {'model': ..., 'config': ...} "
+               "(LLaMA-Adapter V2) or a dict with 'adapter_query.weight' (V1)");
+  }
+  if (!s.has_prompts()) s.query_layer = 0;
+  if (s.has_prompts() && s.query_layer < 1)
+    LAV2_THROW(load_error, "checkpoint '", path, "': config 'query_layer' is 0, but the adapter needs at least one layer");
+  if (s.fusion == FusionMode::first_k && (s.fusion_depth < 1 || s.fusion_depth > s.query_layer))
+    LAV2_THROW(load_error, "checkpoint '", path, "': config 'fusion_depth' is ", s.fusion_depth,
+               ", but first_k needs 1..", s.query_layer, " (the adapter layers this model holds)");
+  if (s.fusion == FusionMode::paper_early && (s.fusion_depth < 1 || s.fusion_depth > c.n_layers))
+    LAV2_THROW(load_error, "checkpoint '", path, "': config 'fusion_depth' is ", s.fusion_depth,
+               ", but paper_early needs 1..", c.n_layers, " (the model's layers)");
+  check_supported(s, path);
+  return f;
+}
+
+/// \brief Builds the model over the opened base directory, with `adapter` on top (null: base
+/// LLaMA), checking every key. The model's matrices are views into the base's mapping (no copy):
+/// several adapters may be built over one base. The model keeps the base and the adapter mapped.
+inline LlamaModel build_model(const std::shared_ptr<const LlamaDir>& base, const AdapterFile* adapter) {
+  const LlamaConfig& c = base->config;
+  const AdapterSpec spec = adapter ? adapter->spec : AdapterSpec{};
+  const std::string prefix = spec.kind == AdapterKind::v1 ? "" : "llama.";
+  const std::string file = adapter ? base->checkpoint_path + "' + '" + adapter->path : base->checkpoint_path;
   // Adapter tensors override base ones; remember which adapter keys the table consumed.
-  std::set<std::string> used;
+  std::set<std::string> used, table;
   const TensorLookup lookup = [&](const std::string& name) -> const AnyTensorView* {
-    if (has_adapter) {
+    table.insert(name);
+    if (adapter) {
       const std::string key = name == "adapter_query.weight" ? name : prefix + name;
-      if (auto it = adapter_tensors.find(key); it != adapter_tensors.end()) {
+      if (auto it = adapter->tensors.find(key); it != adapter->tensors.end()) {
         used.insert(key);
         return &it->second;
       }
     }
-    auto it = base.tensors.find(name);
-    return it == base.tensors.end() ? nullptr : &it->second;
+    auto it = base->tensors.find(name);
+    return it == base->tensors.end() ? nullptr : &it->second;
   };
-  const auto wq = base.tensors.find("layers.0.attention.wq.weight");
-  if (wq == base.tensors.end())
-    LAV2_THROW(load_error, "checkpoint '", base.checkpoint_path, "': tensor 'layers.0.attention.wq.weight' is missing");
-  const DType dtype = wq->second.dtype;
-  std::set<std::string> table;
-  AnyModel model = visit_variant(spec, dtype, file, [&](auto tag) -> AnyModel {
-    using Model = typename decltype(tag)::type;
-    using W = std::remove_const_t<std::remove_pointer_t<decltype(std::declval<Model>().weights().output.data())>>;
-    for (auto& entry : tensor_table<typename Model::AdapterPolicy, typename Model::TuningPolicy>(c, spec.sizes))
-      table.insert(entry.name);
-    LlamaWeights<W> w = bind_llama_weights<W, typename Model::AdapterPolicy, typename Model::TuningPolicy>(
-        c, lookup, file, spec.sizes);
-    w.owned.push_back(base.checkpoint->keep_alive());
-    return AnyModel(std::in_place_type<Model>, c, std::move(w), spec.sizes);
-  });
+  LlamaWeights w = bind_llama_weights(c, spec, lookup, file);
   // Base keys outside the table: rope.freqs is ignored as officially; anything else is a wrong file.
-  for (const auto& [name, view] : base.tensors)
+  for (const auto& [name, view] : base->tensors)
     if (name != "rope.freqs" && !table.count(name))
-      LAV2_THROW(load_error, "checkpoint '", base.checkpoint_path, "': unexpected tensor '", name, "' ", view.shape.to_string());
-  for (const auto& [name, view] : adapter_tensors)
-    if (!used.count(name) && !is_visual_branch_key(name))
-      LAV2_THROW(load_error, "checkpoint '", adapter_file, "': unexpected tensor '", name, "' ", view.shape.to_string(),
-                 " for ", spec.describe());
-  return model;
+      LAV2_THROW(load_error, "checkpoint '", base->checkpoint_path, "': unexpected tensor '", name, "' ", view.shape.to_string());
+  if (adapter)
+    for (const auto& [name, view] : adapter->tensors)
+      if (!used.count(name) && !(spec.takes_visual() && detail::is_visual_branch_key(name)))
+        LAV2_THROW(load_error, "checkpoint '", adapter->path, "': unexpected tensor '", name, "' ", view.shape.to_string(),
+                   " for ", spec.describe());
+  w.owned.push_back(base);
+  if (adapter) w.owned.push_back(adapter->keep_alive);
+  return LlamaModel(c, spec, std::move(w));
+}
+
+/// \brief A loaded model, the base it stands on and the adapter file it came from.
+struct LoadedModel {
+  std::shared_ptr<const LlamaDir> base;
+  LlamaModel model;
+  AdapterFile adapter;  ///< empty path for base LLaMA
+};
+
+/// \brief Opens Meta's LLaMA directory once, for one or more models over it.
+inline std::shared_ptr<const LlamaDir> open_llama_base(const std::string& llama_dir, int tokenizer_vocab) {
+  return std::make_shared<const LlamaDir>(open_llama_dir(llama_dir, tokenizer_vocab));
+}
+
+/// \brief Loads `adapter_path` (may be empty: base LLaMA) over an opened base.
+inline LoadedModel load_model(const std::shared_ptr<const LlamaDir>& base, const std::string& adapter_path = "") {
+  AdapterFile adapter;
+  if (!adapter_path.empty()) adapter = open_adapter(adapter_path, base->config);
+  LlamaModel model = build_model(base, adapter_path.empty() ? nullptr : &adapter);
+  return LoadedModel{base, std::move(model), std::move(adapter)};
 }
 
 /// \brief Loads Meta's LLaMA `llama_dir` and, when `adapter_path` is not empty, the adapter on top.
-inline LoadedModel load_model(const std::string& llama_dir, int tokenizer_vocab, int max_seq_len = 512,
-                              const std::string& adapter_path = "") {
-  const LlamaDir base = open_llama_dir(llama_dir, tokenizer_vocab, max_seq_len);
-  AdapterSpec spec;
-  io::TensorMap adapter_tensors;
-  std::shared_ptr<const void> keep;
-  if (!adapter_path.empty()) {
-    io::TorchCheckpoint adapter(adapter_path);
-    spec = read_adapter_spec(adapter, base.config, adapter_tensors);
-    keep = adapter.keep_alive();
-  }
-  AnyModel model = build_model(base, spec, adapter_tensors, adapter_path);
-  // The adapter's mapping must outlive the model's views into it.
-  std::visit([&](auto& m) { m.keep_alive(keep); }, model);
-  return LoadedModel{std::move(model), spec, base.checkpoint_path, adapter_path, std::move(adapter_tensors), keep};
-}
-
-/// \brief Loads Meta's LLaMA directory alone.
-inline LoadedModel load_llama(const std::string& dir, int tokenizer_vocab, int max_seq_len = 512) {
-  return load_model(dir, tokenizer_vocab, max_seq_len);
+inline LoadedModel load_model(const std::string& llama_dir, int tokenizer_vocab, const std::string& adapter_path = "") {
+  return load_model(open_llama_base(llama_dir, tokenizer_vocab), adapter_path);
 }
 
 }  // namespace lav2::model

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "lav2/core/error.hpp"
@@ -34,32 +35,56 @@ inline LlamaConfig preset_config(const std::string& name) {
 }
 
 namespace detail {
-/// Fills a new tensor of `shape` with uniform [-scale, scale) values (or 1 for norms), see
-/// tensor/random_fill.hpp: the same values for any thread count.
+/// A new tensor of `shape` in dtype T with uniform [offset - scale, offset + scale) values
+/// (tensor/random_fill.hpp: the same values for any thread count), kept in `owned`.
 template <class T>
-void fill_random(TensorView<const T>& slot, const Shape& shape, std::uint64_t salt, float scale, ThreadPool& pool,
-                 std::vector<std::shared_ptr<const void>>& owned) {
+const T* random_tensor(const Shape& shape, std::uint64_t salt, float scale, float offset, ThreadPool& pool,
+                       std::vector<std::shared_ptr<const void>>& owned) {
   auto t = std::make_shared<Tensor<T>>(shape);
-  if (shape.rank == 1) {
-    std::fill(t->begin(), t->end(), from_f32<T>(1.0f));
-  } else {
-    fill_hash_uniform(t->data(), t->numel(), salt, scale, pool);
-  }
-  slot = TensorView<const T>(t->data(), t->shape());
+  fill_hash_uniform(t->data(), t->numel(), salt, scale, pool, offset);
+  const T* p = t->data();
   owned.push_back(std::move(t));
+  return p;
 }
 }  // namespace detail
 
-/// \brief Builds a model of config `c` whose matrices are uniform in [-scale, scale) and whose
-/// norms are 1, filled in parallel by `pool`; the same seed gives the same weights.
-template <class W>
-LlamaModel<W> random_llama(const LlamaConfig& c, ThreadPool& pool, std::uint64_t seed = 1, float scale = 0.02f) {
-  LlamaWeights<W> w;
-  std::uint64_t tensor_index = 0;
-  for_each_tensor<policy::NoAdapter, policy::Frozen>(w, c, AdapterConfig{}, [&](const TensorSpec& spec, auto& slot) {
-    detail::fill_random(slot, spec.shape, tensor_salt(seed, ++tensor_index), scale, pool, w.owned);
+/// \brief A random V2 BIAS adapter for `c`, the released layout at its sizes: prompts in the
+/// last n_layers - 1 layers, 10 per layer, biases on wq wo w1 w2 w3, fusion into every adapter
+/// layer. `lav2 bench --adapter` times it.
+inline AdapterSpec random_adapter_spec(const LlamaConfig& c) {
+  AdapterSpec s;
+  s.kind = AdapterKind::v2;
+  s.bias = BiasSet::official;
+  s.query_len = 10;
+  s.query_layer = std::max(1, c.n_layers - 1);
+  return s;
+}
+
+/// \brief Builds a model of config `c` and variant `spec` with random weights: frozen matrices in
+/// `dtype` (f32, f16 or bf16), uniform in [-scale, scale); norms, scales and new_gate 1; biases,
+/// LoRA and prompts small uniform values; gates uniform in [-1, 1), so the prompt branch is live.
+/// Filled in parallel by `pool`; the same seed gives the same weights.
+inline LlamaModel random_llama(const LlamaConfig& c, DType dtype, ThreadPool& pool, std::uint64_t seed = 1,
+                               float scale = 0.02f, const AdapterSpec& spec = {}) {
+  if (!is_matmul_dtype(dtype)) LAV2_THROW(input_error, "random model: dtype ", dtype_name(dtype), " has no kernels");
+  check_supported(spec, "random model");
+  LlamaWeights w;
+  std::uint64_t index = 0;
+  for_each_tensor(w, c, spec, [&](const TensorSpec& t, auto& slot) {
+    const std::uint64_t salt = tensor_salt(seed, ++index);
+    if constexpr (std::is_same_v<std::decay_t<decltype(slot)>, MatPtr>) {
+      const std::int64_t rows = t.shape[0], cols = t.shape[1];
+      const void* p = dtype == DType::f16    ? static_cast<const void*>(detail::random_tensor<f16_t>(t.shape, salt, scale, 0, pool, w.owned))
+                      : dtype == DType::bf16 ? static_cast<const void*>(detail::random_tensor<bf16_t>(t.shape, salt, scale, 0, pool, w.owned))
+                                             : static_cast<const void*>(detail::random_tensor<float>(t.shape, salt, scale, 0, pool, w.owned));
+      slot = MatPtr(dtype, p, rows, cols, cols);
+    } else {
+      const bool one = t.group == Group::norms || t.group == Group::scales || t.missing == Missing::ones;
+      const float s = one ? 0.0f : t.group == Group::gates ? 1.0f : t.group == Group::adapter_prompts ? 1.0f : scale;
+      slot = TensorView<const float>(detail::random_tensor<float>(t.shape, salt, s, one ? 1.0f : 0.0f, pool, w.owned), t.shape);
+    }
   });
-  return LlamaModel<W>(c, std::move(w));
+  return LlamaModel(c, spec, std::move(w));
 }
 
 /// \brief Bytes of weights one decode step reads: every block matrix, the output matrix and the

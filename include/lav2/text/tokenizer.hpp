@@ -142,6 +142,38 @@ class Tokenizer {
     return ids;
   }
 
+  /// \brief Decoder state carried across calls (streaming): SentencePiece's "is this the first
+  /// piece" rule and the bytes of a run of byte pieces not yet turned into text.
+  struct DecodeState {
+    bool is_bos_ws = true;     // a leading "▁" may still be the dummy prefix
+    bool bos_ws_seen = false;  // the previous piece consumed it
+    bool text_nonempty = false;
+    std::string bytes;         // pending byte-piece run
+  };
+
+  /// \brief Streaming decode, O(1) per id: appends the text of `id` to `out`, continuing `st`.
+  /// Byte pieces are emitted as soon as they complete UTF-8 characters; a trailing incomplete
+  /// character waits for its next bytes. Feeding ids one at a time and then decode_finish() gives
+  /// exactly decode(ids): UTF-8 is prefix-free, so a complete character decodes alike whatever
+  /// follows it.
+  void decode_next(int id, DecodeState& st, std::string& out) const {
+    decode_into(&id, &id + 1, st, out);
+    std::size_t keep = st.bytes.size();  // start of a trailing run that may still complete
+    for (std::size_t back = 1; back <= std::min<std::size_t>(3, st.bytes.size()); ++back) {
+      const auto c = static_cast<unsigned char>(st.bytes[st.bytes.size() - back]);
+      if (utf8::is_trail(c)) continue;
+      if (c >= 0xC2 && c <= 0xF4 && utf8::one_char_len(c) > back) keep = st.bytes.size() - back;
+      break;
+    }
+    if (keep == 0) return;
+    std::string tail = st.bytes.substr(keep);
+    st.bytes.resize(keep);
+    flush_bytes(st, out);
+    st.bytes = std::move(tail);
+  }
+  /// \brief Ends a streaming decode: the pending bytes, invalid ones as U+FFFD.
+  static void decode_finish(DecodeState& st, std::string& out) { flush_bytes(st, out); }
+
   /// sp.decode(ids). Throws input_error for an id outside [0, vocab_size).
   std::string decode(const std::vector<int>& ids) const {
     DecodeState st;
@@ -235,14 +267,6 @@ class Tokenizer {
     int rank, result;
   };
 
-  /// Decoder state carried across calls (streaming): SentencePiece's "is this the first piece" rule and
-  /// the bytes of a run of byte pieces not yet turned into text.
-  struct DecodeState {
-    bool is_bos_ws = true;     // a leading "▁" may still be the dummy prefix
-    bool bos_ws_seen = false;  // the previous piece consumed it
-    bool text_nonempty = false;
-    std::string bytes;         // pending byte-piece run
-  };
 
   static const char* model_type_name(int t) {
     switch (t) {
