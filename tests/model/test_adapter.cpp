@@ -160,7 +160,9 @@ TEST_CASE("perturbing each parameter group moves lav2 and the reference the same
     const model::AdapterFile file = model::open_adapter(dir + "/adapter.pth", base->config);
     const std::vector<int> ids = golden_ids(e.name);
     const auto unperturbed = io::read_npy_as<float>(dir + "/golden/prompt_last_logits.npy");
-    for (const auto& [group, belongs] : groups) {
+    for (const auto& group_and_rule : groups) {
+      const std::string& group = group_and_rule.first;
+      const auto& belongs = group_and_rule.second;
       const std::string golden = dir + "/golden/perturb_" + group + ".npy";
       if (!fs::exists(golden)) continue;
       CAPTURE(e.name);

@@ -64,6 +64,18 @@ TEST_CASE("bad sampling parameters are input errors") {
   CHECK_THROWS_AS(Sampler(1.0f, 1.5f, 0), lav2::input_error);
 }
 
+TEST_CASE("greedy and sampling refuse non-finite logits") {
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    CAPTURE(bad);
+    const float logits[] = {0.5f, 2.0f, bad, 1.0f};
+    // NaN compares false with everything, so a plain argmax would return a token and hide it.
+    CHECK_THROWS_WITH_AS(lav2::text::argmax(logits, 4), doctest::Contains("logit 2 of 4"), lav2::input_error);
+    Sampler greedy(0.0f, 0.75f, 1), sampler(0.8f, 0.75f, 1);
+    CHECK_THROWS_AS(greedy.sample(logits, 4), lav2::input_error);
+    CHECK_THROWS_WITH_AS(sampler.sample(logits, 4), doctest::Contains("non-finite"), lav2::input_error);
+  }
+}
+
 TEST_CASE("prompt templates are the official strings") {
   using namespace lav2::text;
   CHECK(format_prompt(PromptTemplate::alpaca, "Hi") ==

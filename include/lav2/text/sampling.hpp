@@ -17,8 +17,18 @@
 
 namespace lav2::text {
 
-/// \brief Index of the first maximum of `logits` (n > 0).
+/// \brief Throws input_error when a logit is NaN or infinite: such a value has no argmax or
+/// softmax, and comparisons with NaN would silently pick token 0 (the weights or the input made it).
+inline void require_finite_logits(const float* logits, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(logits[i]))
+      LAV2_THROW(input_error, "logit ", i, " of ", n, " is ", logits[i],
+                 ": the model produced a non-finite value (check the weights and the inputs)");
+}
+
+/// \brief Index of the first maximum of `logits` (n > 0); throws on a non-finite logit.
 inline int argmax(const float* logits, std::int64_t n) {
+  require_finite_logits(logits, n);
   std::int64_t best = 0;
   for (std::int64_t i = 1; i < n; ++i)
     if (logits[i] > logits[best]) best = i;
@@ -37,6 +47,7 @@ class Sampler {
   /// \brief Picks the next token from `logits` (n = vocab_size).
   int sample(const float* logits, std::int64_t n) {
     if (temperature_ <= 0.0f) return argmax(logits, n);
+    require_finite_logits(logits, n);
     // probs = softmax(logits / T), in f32 as torch does, max-subtracted.
     probs_.resize(std::size_t(n));
     float max_scaled = -INFINITY;
