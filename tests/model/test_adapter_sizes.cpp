@@ -7,7 +7,8 @@
 //               the config names none of them
 // Each must load with those sizes and match the PyTorch reference: logits <= 1e-4 abs, per-layer
 // hidden states <= 2e-4, the same 12 greedy ids; its projector (from tiny CLIP features) <= 1e-4.
-// Broken sizes are refused with the tensors and both values in the message.
+// Broken sizes are refused with the tensors and both values in the message, and a gap in the
+// visual blocks' numbering with the tensor past it.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -132,4 +133,8 @@ TEST_CASE("inconsistent sizes are refused, naming the tensors and both values") 
   msg = bad("sizes_lora_ranks_disagree");
   CHECK(msg.find("LoRA ranks disagree: tensor 'llama.layers.0.attention.lora_wk_l1.weight' has rank 5 but "
                  "'llama.layers.0.feed_forward.lora_w1_l1.weight' has rank 6") != std::string::npos);
+  // visual_blocks.0 and .2: v_depth stops at the gap, so block 2 would be dropped without a word.
+  msg = bad("sizes_visual_blocks_gap");
+  CHECK(msg.find("tensor 'visual_blocks.2.attn.proj.bias' lies beyond v_depth 1: the visual blocks must be numbered "
+                 "from 0 without a gap, and 'visual_blocks.1.attn.qkv.weight' is missing") != std::string::npos);
 }

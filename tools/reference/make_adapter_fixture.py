@@ -35,6 +35,7 @@ These checkpoints hold the LLaMA side and the visual branch (as officially, one 
                                                                     not a multiple of visual_query's 4
     tests/data/tiny_adapter/bad/sizes_lora_ranks_disagree.pth       attention lora_*_l1 rank 5 (lora_wq_l1
                                                                     among them), feed_forward rank 6
+    tests/data/tiny_adapter/bad/sizes_visual_blocks_gap.pth         visual_blocks.0 and visual_blocks.2, no 1
 
 Run: /usr/bin/python3 tools/reference/make_adapter_fixture.py [main] [bad] [full] [sizes]
 (no argument: all four; each part has its own seed, so one part can be rewritten alone and the
@@ -313,8 +314,14 @@ def sizes_fixtures():
         if ".feed_forward.lora_" in k:
             shape = (6, v.shape[1]) if k.endswith("_l1.weight") else (v.shape[0], 6)
             ranks[k] = 0.1 * torch.randn(*shape, generator=g)
+    # visual_blocks.0 and .2 (sizes_bias's block 1 renamed): v_depth counts to the gap, 1, so
+    # block 2 would be dropped unseen. Of the rest of the visual branch, only visual_query.weight.
+    gap = dict(bias, **{k.replace("visual_blocks.1.", "visual_blocks.2."): v for k, v in sds["sizes_bias"].items()
+                        if k.startswith("visual_blocks.1.")})
+    gap.update({k: v for k, v in sds["sizes_bias"].items() if k.startswith("visual_blocks.0.")})
     cases = {"sizes_config_disagrees": disagree, "sizes_prompt_rows_inconsistent": rows,
-             "sizes_lora_ranks_disagree": {"model": ranks, "config": SIZES["sizes_lora"]["config"]}}
+             "sizes_lora_ranks_disagree": {"model": ranks, "config": SIZES["sizes_lora"]["config"]},
+             "sizes_visual_blocks_gap": {"model": gap, "config": SIZES["sizes_bias"]["config"]}}
     for name, obj in cases.items():
         torch.save(obj, os.path.join(d, name + ".pth"))
 
