@@ -11,7 +11,35 @@ tests/data/tiny_llama (dim 64, 3 layers, 4 heads), with golden outputs from adap
 
 Perturbation: every tensor of a group becomes t * 1.25 + 0.05 (in float32); lav2's test applies the
 same change and must match the perturbed golden logits.
-Run: /usr/bin/python3 tools/reference/make_adapter_fixture.py
+
+Non-default sizes (sizes_fixtures()): the official class takes query_len, query_layer, lora_rank and
+v_depth as constructor arguments that its config never records, so lav2 reads them from the shapes.
+These checkpoints hold the LLaMA side and the visual branch (as officially, one file):
+
+    tests/data/tiny_adapter/sizes_bias/adapter.pth    V2 BIAS, query_len 4, query_layer 1 (of 3),
+                                                      v_depth 2; config names query_len and
+                                                      query_layer, equal to the shapes
+    tests/data/tiny_adapter/sizes_lora/adapter.pth    V2 LORA-BIAS, query_len 3, query_layer 3 (all
+                                                      layers, layer 0 too), lora_rank 5, v_depth 1;
+                                                      config {'w_bias', 'w_lora'} only: the sizes
+                                                      are in the shapes alone
+    tests/data/tiny_adapter/sizes_<v>/golden/         prompt_ids, prompt_last_logits, hidden_prefill,
+                                                      step_logits, generated_ids (as above) computed
+                                                      with golden/visual_query.npy [Q, 64], the
+                                                      reference projector (clip_ref.forward_visual,
+                                                      float64) of tests/data/tiny_clip/golden/
+                                                      clip_features_image.npy [1, 257, 32]
+    tests/data/tiny_adapter/bad/sizes_config_disagrees.pth          config query_len 5, visual_query.weight
+                                                                    has 4 rows
+    tests/data/tiny_adapter/bad/sizes_prompt_rows_inconsistent.pth  adapter_query.weight has 6 rows,
+                                                                    not a multiple of visual_query's 4
+    tests/data/tiny_adapter/bad/sizes_lora_ranks_disagree.pth       attention lora_*_l1 rank 5 (lora_wq_l1
+                                                                    among them), feed_forward rank 6
+    tests/data/tiny_adapter/bad/sizes_visual_blocks_gap.pth         visual_blocks.0 and visual_blocks.2, no 1
+
+Run: /usr/bin/python3 tools/reference/make_adapter_fixture.py [main] [bad] [full] [sizes]
+(no argument: all four; each part has its own seed, so one part can be rewritten alone and the
+others stay byte-identical).
 """
 import json
 import os
@@ -98,6 +126,30 @@ def save_npy(path, a, dtype):
     np.save(path, np.asarray(a, dtype=dtype))
 
 
+def prefill(params, base, adapter_sd, ref_cfg, query, ids):
+    """Last-position logits [vocab] and per-layer last-position hidden states [n_layers, dim]."""
+    m = AdapterRef(params, base, adapter_sd, ref_cfg, query)
+    logits = m.forward(ids, 0)[-1]
+    return logits, torch.stack([h[-1] for h in m.hidden_states])
+
+
+def write_goldens(gd, params, base, sd, ref_cfg, query, ids, eos_id, name):
+    """prompt_ids, prompt_last_logits [1, vocab], hidden_prefill [n_layers, dim], and MAX_NEW greedy
+    steps (generated_ids, step_logits [steps, vocab]); returns the smallest greedy top-2 margin."""
+    logits, hidden = prefill(params, base, sd, ref_cfg, query, ids)
+    m = AdapterRef(params, base, sd, ref_cfg, query)
+    generated, steps = greedy_generate(m, ids, MAX_NEW, eos_id, 512)
+    top2 = torch.topk(steps, 2, dim=-1).values
+    margin = float((top2[:, 0] - top2[:, 1]).min())
+    assert margin > 1e-3, f"{name}: greedy near-tie (margin {margin})"
+    save_npy(os.path.join(gd, "prompt_ids.npy"), ids, np.int64)
+    save_npy(os.path.join(gd, "prompt_last_logits.npy"), logits[None].numpy(), np.float32)
+    save_npy(os.path.join(gd, "hidden_prefill.npy"), hidden.numpy(), np.float32)
+    save_npy(os.path.join(gd, "step_logits.npy"), steps.numpy(), np.float32)
+    save_npy(os.path.join(gd, "generated_ids.npy"), generated, np.int64)
+    return margin
+
+
 def main():
     sp = spm.SentencePieceProcessor(model_file=os.path.join(LLAMA, "tokenizer.model"))
     with open(os.path.join(LLAMA, "tiny", "params.json")) as f:
@@ -120,22 +172,11 @@ def main():
         query = None if v1 else vq
 
         def run(adapter_sd):
-            m = AdapterRef(params, base, adapter_sd, ref_cfg, query)
-            logits = m.forward(ids, 0)[-1]
-            return logits, torch.stack([h[-1] for h in m.hidden_states])
+            return prefill(params, base, adapter_sd, ref_cfg, query, ids)
 
-        logits, hidden = run(sd)
-        m = AdapterRef(params, base, sd, ref_cfg, query)
-        generated, steps = greedy_generate(m, ids, MAX_NEW, sp.eos_id(), 512)
-        top2 = torch.topk(steps, 2, dim=-1).values
-        margin = float((top2[:, 0] - top2[:, 1]).min())
-        assert margin > 1e-3, f"{name}: greedy near-tie (margin {margin})"
         gd = os.path.join(d, "golden")
-        save_npy(os.path.join(gd, "prompt_ids.npy"), ids, np.int64)
-        save_npy(os.path.join(gd, "prompt_last_logits.npy"), logits[None].numpy(), np.float32)
-        save_npy(os.path.join(gd, "hidden_prefill.npy"), hidden.numpy(), np.float32)
-        save_npy(os.path.join(gd, "step_logits.npy"), steps.numpy(), np.float32)
-        save_npy(os.path.join(gd, "generated_ids.npy"), generated, np.int64)
+        margin = write_goldens(gd, params, base, sd, ref_cfg, query, ids, sp.eos_id(), name)
+        logits, _ = run(sd)
         changes = {}
         for group, match in GROUPS.items():
             keys = [k for k in sd if match(k)]
@@ -210,7 +251,82 @@ def full_pipeline():
             print(f"full_{name}/{case}: margin {margin:.4f}")
 
 
+# name: sizes written into the shapes, the config as stored, and the visual branch's depth.
+SIZES = {
+    "sizes_bias": {"query_len": 4, "query_layer": 1, "lora_rank": 16, "v_depth": 2,
+                   "config": {"w_bias": True, "w_lora": False, "lora_rank": 16, "query_len": 4, "query_layer": 1}},
+    "sizes_lora": {"query_len": 3, "query_layer": 3, "lora_rank": 5, "v_depth": 1,
+                   "config": {"w_bias": True, "w_lora": True}},
+}
+
+
+def sizes_fixtures():
+    """Checkpoints whose sizes (those each variant has) differ from the defaults and live in the
+    shapes (see the module comment): the LLaMA side from adapter_state_dict, the visual branch from
+    make_clip_fixture's adapter_visual_state_dict (width 32, 16 heads, mlp 64, -> dim 64), Q = query_len."""
+    from clip_ref import forward_visual
+    from make_clip_fixture import V_HEADS, adapter_visual_state_dict
+
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(LLAMA, "tokenizer.model"))
+    with open(os.path.join(LLAMA, "tiny", "params.json")) as f:
+        params = dict(json.load(f), vocab_size=sp.vocab_size())
+    n = params["n_layers"]
+    base = torch.load(os.path.join(LLAMA, "tiny", "consolidated.00.pth"))
+    feats = torch.from_numpy(np.load(os.path.join(ROOT, "tests", "data", "tiny_clip", "golden",
+                                                  "clip_features_image.npy")))[0]  # [257, 32]
+    ids = [sp.bos_id()] + sp.encode(PROMPT)
+    g = torch.Generator().manual_seed(7001)
+    sds = {}
+    for vseed, (name, s) in enumerate(SIZES.items(), start=7100):
+        assert 1 <= s["query_layer"] <= n, f"{name}: query_layer {s['query_layer']} does not fit {n} layers"
+        # The reference needs every size; the stored config keeps only what the variant names.
+        ref_cfg = dict(s["config"], query_len=s["query_len"], query_layer=s["query_layer"], lora_rank=s["lora_rank"])
+        defaults = config_defaults({}, n)
+        assert all(ref_cfg[k] != defaults[k] for k in ("query_len", "query_layer")), f"{name}: a default size"
+        visual = adapter_visual_state_dict(seed=vseed, depth=s["v_depth"], query_len=s["query_len"])
+        vq = forward_visual(visual, feats, V_HEADS).float()  # [Q, 64]
+        sd = dict(adapter_state_dict(params, ref_cfg, g), **visual)
+        sds[name] = sd
+        d = os.path.join(OUT, name)
+        gd = os.path.join(d, "golden")
+        os.makedirs(gd, exist_ok=True)
+        torch.save({"model": sd, "config": s["config"]}, os.path.join(d, "adapter.pth"))
+        save_npy(os.path.join(gd, "visual_query.npy"), vq.numpy(), np.float32)
+        margin = write_goldens(gd, params, base, sd, ref_cfg, vq, ids, sp.eos_id(), name)
+        with open(os.path.join(gd, "case.json"), "w") as f:
+            json.dump({"prompt": PROMPT, "config": ref_cfg, "v_depth": s["v_depth"], "max_new_tokens": MAX_NEW,
+                       "min_greedy_margin": margin}, f, indent=1)
+        print(f"{name}: margin {margin:.4f}")
+
+    # Broken sizes, each from a good state dict with one thing changed. The visual branch shrinks
+    # to visual_query.weight, the one visual tensor the size checks read (keeps the files small).
+    d = os.path.join(OUT, "bad")
+    visual_keys = set(adapter_visual_state_dict(depth=2)) - {"visual_query.weight"}
+    bias, lora = ({k: v for k, v in sds[v].items() if k not in visual_keys} for v in ("sizes_bias", "sizes_lora"))
+    disagree = {"model": bias, "config": dict(SIZES["sizes_bias"]["config"], query_len=5)}
+    # visual_query.weight [4, 32] -> query_len 4; adapter_query.weight [6, 64] is not 4 x layers.
+    rows = {"model": dict(bias, **{"adapter_query.weight": torch.randn(6, params["dim"], generator=g)}),
+            "config": {"w_bias": True, "w_lora": False}}
+    # Attention LoRA keeps rank 5; every feed_forward pair becomes rank 6 (each l1/l2 pair is
+    # consistent in itself, only the ranks across linears disagree).
+    ranks = dict(lora)
+    for k, v in lora.items():
+        if ".feed_forward.lora_" in k:
+            shape = (6, v.shape[1]) if k.endswith("_l1.weight") else (v.shape[0], 6)
+            ranks[k] = 0.1 * torch.randn(*shape, generator=g)
+    # visual_blocks.0 and .2 (sizes_bias's block 1 renamed): v_depth counts to the gap, 1, so
+    # block 2 would be dropped unseen. Of the rest of the visual branch, only visual_query.weight.
+    gap = dict(bias, **{k.replace("visual_blocks.1.", "visual_blocks.2."): v for k, v in sds["sizes_bias"].items()
+                        if k.startswith("visual_blocks.1.")})
+    gap.update({k: v for k, v in sds["sizes_bias"].items() if k.startswith("visual_blocks.0.")})
+    cases = {"sizes_config_disagrees": disagree, "sizes_prompt_rows_inconsistent": rows,
+             "sizes_lora_ranks_disagree": {"model": ranks, "config": SIZES["sizes_lora"]["config"]},
+             "sizes_visual_blocks_gap": {"model": gap, "config": SIZES["sizes_bias"]["config"]}}
+    for name, obj in cases.items():
+        torch.save(obj, os.path.join(d, name + ".pth"))
+
+
 if __name__ == "__main__":
-    main()
-    broken_adapters()
-    full_pipeline()
+    parts = {"main": main, "bad": broken_adapters, "full": full_pipeline, "sizes": sizes_fixtures}
+    for part in sys.argv[1:] or list(parts):
+        parts[part]()

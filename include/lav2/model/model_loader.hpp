@@ -15,7 +15,9 @@
 // query_len; lora_rank = rows of the lora_*_l1 matrices. A config value may only confirm a shape:
 // where they disagree, or the shapes disagree among themselves, the error names the tensors and
 // both values. Without a visual_query.weight (an adapter without its visual branch, or V1),
-// query_len comes from the config (official default 10; V1: rows / 30 adapter layers).
+// query_len comes from the config (official default 10; V1: rows / 30 adapter layers). v_depth is
+// the number of visual_blocks numbered from 0 (the projector infers it so); a block past a gap in
+// that numbering is an error, not a block left out.
 //
 // As the official load(strict=False): adapter tensors override the base ones; missing optional
 // tensors keep their initial values (biases, gates, LoRA 0; scales, new_gate 1); an unexpected key
@@ -133,6 +135,26 @@ inline void read_sizes(AdapterSpec& s, const io::TensorMap& t, const io::Value* 
   if (!first.empty()) s.lora_rank = confirm_with_config(cfg, "lora_rank", rank, "tensor '" + first + "' (its rows)", file);
   else s.lora_rank = config_int(cfg, "lora_rank", 16, 1, 1 << 16, file);
 }
+
+/// v_depth as the projector reads it: the number of consecutive 'visual_blocks.<i>.attn.qkv.weight'
+/// from i = 0. A block tensor past that count would be dropped without a word (a gap in the
+/// numbering, or a block without its qkv), so it is an error naming the tensor and the missing one.
+inline void check_visual_blocks(const io::TensorMap& t, const std::string& file) {
+  const std::string prefix = "visual_blocks.";
+  int depth = 0;
+  while (t.count(prefix + std::to_string(depth) + ".attn.qkv.weight")) ++depth;
+  for (auto it = t.lower_bound(prefix); it != t.end() && it->first.rfind(prefix, 0) == 0; ++it) {
+    const std::string& name = it->first;
+    const std::size_t dot = name.find('.', prefix.size());
+    const std::string index = name.substr(prefix.size(), dot == std::string::npos ? std::string::npos : dot - prefix.size());
+    const bool numeric = !index.empty() && index.size() < 7 && index.find_first_not_of("0123456789") == std::string::npos;
+    // The projector binds 'visual_blocks.<i>.' with i as std::to_string writes it ("1", not "01").
+    if (numeric && std::stoi(index) < depth && std::to_string(std::stoi(index)) == index) continue;
+    LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", name, "' lies beyond v_depth ", depth,
+               ": the visual blocks must be numbered from 0 without a gap, and '", prefix, depth,
+               ".attn.qkv.weight' is missing");
+  }
+}
 }  // namespace detail
 
 /// \brief Opens an adapter checkpoint and reads its variant and sizes (checked against `c`).
@@ -160,6 +182,7 @@ inline AdapterFile open_adapter(const std::string& path, const LlamaConfig& c) {
                                                                                      : FusionMode::all_adapter_layers;
     s.fusion_depth = detail::config_int(cfg, "fusion_depth", 0, 0, 1 << 16, path);
     detail::read_sizes(s, f.tensors, cfg, c, path, kind == "v1" ? "" : "llama.");
+    if (s.takes_visual()) detail::check_visual_blocks(f.tensors, path);
   } else if (root.find("adapter_query.weight")) {
     f.tensors = ckpt.tensors();
     s.kind = AdapterKind::v1;
