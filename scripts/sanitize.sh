@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The sanitizer job: builds the fast test areas with AddressSanitizer + UndefinedBehaviorSanitizer
-# (clang-14) into build-asan/ and runs them, the regression corpus (tests/corpus) included. Any
-# sanitizer report fails the run (-fno-sanitize-recover, halt_on_error).
-# The model and kernels areas are left to the normal build: the model area instantiates every model
-# variant and takes minutes to compile; the cli area needs the lav2 binary, likewise (its hostile-input
-# tests run in scripts/test.sh). The text area's one case that runs the lav2 binary is skipped here.
+# (clang-14) into build-asan/ and runs them, the regression corpus (tests/corpus) included; then the
+# concurrency test under ThreadSanitizer (build-tsan/). Any sanitizer report fails the run
+# (-fno-sanitize-recover, halt_on_error).
+# The model and kernels areas are left to the normal build, to keep this job short; the cli area
+# needs the lav2 binary (its hostile-input tests run in scripts/test.sh). The text area's one case that runs the lav2 binary is skipped here.
 #   scripts/sanitize.sh [areas...]     default: core io text vision corpus
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,3 +29,13 @@ for a in "${areas[@]}"; do
   if ((${#pids[@]} >= $(nproc))); then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
 done
 for p in "${pids[@]}"; do wait "$p"; done
+
+# ThreadSanitizer over the concurrency test: two requests on one model, each with its own pool
+# (tests/model/test_run_state.cpp). One translation unit, so it builds in about a minute.
+tsan=build-tsan
+mkdir -p $tsan
+clang++-14 -std=c++17 -O1 -g -fsanitize=thread -fno-omit-frame-pointer -march=native -Iinclude -Itests \
+  -DLAV2_TEST_DATA_DIR="\"$PWD/tests/data\"" tests/main.cpp tests/model/test_run_state.cpp -o $tsan/test_run_state -pthread
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $tsan/test_run_state -tc="two requests*" >$tsan/test.log 2>&1 \
+  && echo "sanitize: tsan ok: $(tail -2 $tsan/test.log | head -1)" \
+  || { echo "sanitize: tsan FAILED"; tail -60 $tsan/test.log; exit 1; }

@@ -21,9 +21,10 @@ inline std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
-/// Runs `lav2 <args>`; `args` is shell text (quote paths with shell_quote).
-inline CliResult run_cli(const std::string& args) {
-  const std::string cmd = shell_quote(LAV2_CLI_PATH) + " " + args + " 2>&1";
+/// Runs `lav2 <args>`; `args` is shell text (quote paths with shell_quote). `launcher` (shell
+/// text) goes before the binary, e.g. "prlimit --as=1073741824".
+inline CliResult run_cli(const std::string& args, const std::string& launcher = "") {
+  const std::string cmd = launcher + (launcher.empty() ? "" : " ") + shell_quote(LAV2_CLI_PATH) + " " + args + " 2>&1";
   CliResult r;
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);

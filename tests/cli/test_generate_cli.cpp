@@ -88,6 +88,23 @@ TEST_CASE("generate: usage and input errors exit 2 with 'lav2: error:' naming th
   CHECK(r.code == 2);
 }
 
+TEST_CASE("generate: a request that cannot fit the address-space limit is refused with exit 2 and the sizes") {
+  // 3 layers x 1048576 positions x 64 x (K + V) x 4 bytes = 1.6 GB of f32 cache at full length,
+  // under a 1 GiB RLIMIT_AS: refused before allocating, never killed.
+  Run r = run_cli("generate --llama-dir " + quote(kTiny) + " --prompt hi --max-new-tokens 2 --max-seq-len 1048576",
+                  "prlimit --as=1073741824");
+  CHECK(r.code == 2);
+  CHECK(r.out.find("lav2: error:") != std::string::npos);
+  CHECK(r.out.find("max_seq_len 1048576") != std::string::npos);
+  CHECK(r.out.find("1610612736 bytes at full length") != std::string::npos);
+  CHECK(r.out.find("bytes are available") != std::string::npos);
+  CHECK(r.out.find("RLIMIT_AS") != std::string::npos);
+  // A short limit fits and runs.
+  r = run_cli("generate --llama-dir " + quote(kTiny) + " --prompt hi --max-new-tokens 2 --temperature 0",
+              "prlimit --as=1073741824");
+  CHECK(r.code == 0);
+}
+
 TEST_CASE("generate: a malicious checkpoint is rejected with exit 2, never run") {
   const fs::path dir = fs::temp_directory_path() / "lav2_cli_evil";
   fs::remove_all(dir);
