@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake ninja-build pkg-config git ca-certificates
-  libeigen3-dev      # Eigen (linked by the lav2 target)
+  libeigen3-dev      # Eigen: GEMM baseline of bench_kernels and test_matmul (not linked by lav2::lav2)
   libxsimd-dev xtl-dev  # xsimd: portable SIMD batches for the kernels (Debian's config needs xtl)
   libstb-dev         # stb_image: PNG/JPEG decoding
   doctest-dev        # unit tests
