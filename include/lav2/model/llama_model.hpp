@@ -4,7 +4,7 @@
 //
 //   h   = x + Wo(Attn(RMSNorm(x)))                      q, k rotated by interleaved RoPE
 //   Attn per head h:  O_h = softmax(q K_h^T / sqrt(d) + M) V_h                      (causal)
-//                         + g_l,h * softmax(q Pk_h^T / sqrt(d)) Pv_h                 (eq. 6-7)
+//                         + g_l,h * softmax(q Pk_h^T / sqrt(d)) Pv_h   (V1 zero-init attention)
 //     with adaptation prompts P_l (+ the visual query, by the fusion mode), Pk = P Wk^T and
 //     Pv = P Wv^T from the plain frozen weights, and g_l,h = tanh(gate) * new_gate (zero-init).
 //   out = h + W2(silu(W1 h') * W3 h'),  h' = RMSNorm(h)
