@@ -143,8 +143,12 @@ void register_matmul(const char* dtype) {
         if constexpr (std::is_same_v<W, float>) {
           if (threads == 1)
             benchmark::RegisterBenchmark(("matmul_eigen" + tail).c_str(), BM_matmul<W, Impl::eigen>)
-                ->Args({M, s[0], s[1], threads})->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.3)
-                ->ComputeStatistics("min", min_of)->ComputeStatistics("max", max_of);
+                ->Args({M, s[0], s[1], threads})
+                ->UseManualTime()
+                ->Unit(benchmark::kMillisecond)
+                ->MinTime(0.3)
+                ->ComputeStatistics("min", min_of)
+                ->ComputeStatistics("max", max_of);
         }
       }
     }

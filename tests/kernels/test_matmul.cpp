@@ -70,7 +70,8 @@ TEST_CASE_TEMPLATE("matmul agrees with Eigen's f32 GEMM", W, float, f16_t, bf16_
     for (std::size_t i = 0; i < w.size(); ++i) w32[i] = to_f32(w[i]);
     std::vector<float> got(std::size_t(M * N));
     simd::matmul_fn{}(Arch{}, pool, got.data(), x.data(), w.data(), M, N, K);
-    RowMajor want = Eigen::Map<const RowMajor>(x.data(), M, K) * Eigen::Map<const RowMajor>(w32.data(), N, K).transpose();
+    RowMajor want =
+        Eigen::Map<const RowMajor>(x.data(), M, K) * Eigen::Map<const RowMajor>(w32.data(), N, K).transpose();
     // The tolerance of the test against the scalar reference above.
     const auto r = check::compare("matmul vs Eigen", got.data(), want.data(), M * N, 1e-6 * double(K) + 1e-6, 0.0);
     INFO(dtype_name(dtype_of_v<W>), " M=", M, " N=", N, " K=", K, " max|diff|=", r.max_diff, " tol=", r.tolerance);
