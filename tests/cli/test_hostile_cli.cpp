@@ -1,4 +1,4 @@
-// Hostile input at the command line (issue 6): whatever a user types or a file holds, `lav2` exits
+// Hostile input at the command line (docs/security.md): whatever a user types or a file holds, `lav2` exits
 // 0, 2 (usage or input error: stderr begins "lav2: error:" and names the file and field) or 1
 // (internal error), never by a signal. Each case runs the real binary.
 #include <doctest/doctest.h>

@@ -1,4 +1,4 @@
-// `lav2 info`: the parameter counts of spec section 10, computed from the weight tables.
+// `lav2 info`: the parameter counts of docs/model.md section 9, computed from the weight tables.
 #include <doctest/doctest.h>
 
 #include <string>

@@ -1,5 +1,6 @@
 # Installs lav2 (library only) into a scratch prefix, then configures, builds and runs the consumer
-# project in tests/install/consumer against it with find_package(lav2 CONFIG REQUIRED).
+# project in tests/install/consumer against it with find_package(lav2 CONFIG REQUIRED); the consumer
+# runs a forward pass of a tiny random model and fails unless its logits are finite and deterministic.
 file(REMOVE_RECURSE "${WORK}")
 function(run)
   execute_process(COMMAND ${ARGV} RESULT_VARIABLE rc)

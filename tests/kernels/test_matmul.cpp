@@ -1,7 +1,11 @@
-// matmul (matvec and GEMM paths) for f32, f16 and bf16 weights against the scalar reference, and
-// bit-identical results for 1, 2 and 3 threads.
+// matmul (matvec and GEMM paths) for f32, f16 and bf16 weights against the scalar reference and
+// against Eigen's GEMM (an implementation that shares no code with lav2), and bit-identical results
+// for 1, 2 and 3 threads.
 #include <doctest/doctest.h>
 
+#include <Eigen/Core>
+
+#include <array>
 #include <cstring>
 #include <vector>
 
@@ -50,6 +54,29 @@ TEST_CASE_TEMPLATE("matmul: simd vs ref over edge and LLaMA sizes", W, float, f1
   // (K = 600, 1030), weight chunks of 8 x 14 rows with a ragged end (N = 250).
   check_against_ref<W>(pool, 33, 250, 600);
   check_against_ref<W>(pool, 257, 40, 1030);
+}
+
+TEST_CASE_TEMPLATE("matmul agrees with Eigen's f32 GEMM", W, float, f16_t, bf16_t) {
+  // out (M, N) = x (M, K) * W^T with W (N, K) row-major, as lav2 stores a linear's weight. Eigen
+  // gets the weights widened to f32 (exact for f16 and bf16), so only the summation order differs.
+  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  ThreadPool pool(2);
+  for (const auto& mnk : {std::array<std::int64_t, 3>{1, 4096, 4096}, std::array<std::int64_t, 3>{1, 300, 11008},
+                          std::array<std::int64_t, 3>{7, 129, 1030}, std::array<std::int64_t, 3>{64, 256, 4096}}) {
+    const std::int64_t M = mnk[0], N = mnk[1], K = mnk[2];
+    const auto x = check::random_vector(M * K, 61);
+    const auto w = check::random_weights<W>(N * K, 62);
+    std::vector<float> w32(w.size());
+    for (std::size_t i = 0; i < w.size(); ++i) w32[i] = to_f32(w[i]);
+    std::vector<float> got(std::size_t(M * N));
+    simd::matmul_fn{}(Arch{}, pool, got.data(), x.data(), w.data(), M, N, K);
+    RowMajor want =
+        Eigen::Map<const RowMajor>(x.data(), M, K) * Eigen::Map<const RowMajor>(w32.data(), N, K).transpose();
+    // The tolerance of the test against the scalar reference above.
+    const auto r = check::compare("matmul vs Eigen", got.data(), want.data(), M * N, 1e-6 * double(K) + 1e-6, 0.0);
+    INFO(dtype_name(dtype_of_v<W>), " M=", M, " N=", N, " K=", K, " max|diff|=", r.max_diff, " tol=", r.tolerance);
+    CHECK(r.ok());
+  }
 }
 
 TEST_CASE_TEMPLATE("matmul is bit-identical for 1, 2 and 3 threads", W, float, f16_t, bf16_t) {

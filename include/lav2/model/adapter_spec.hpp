@@ -1,4 +1,4 @@
-// What a checkpoint asks of the model, as run-time values (spec sections 2, 3, 4.2 and 11): the
+// What a checkpoint asks of the model, as run-time values (docs/model.md, sections 1 and 3-5): the
 // adapter kind, which linears are tuned and how, where the visual query goes, and the sizes.
 //
 // None of these is a template parameter. Each is read once per linear or per layer, next to a
@@ -18,7 +18,7 @@ namespace lav2::model {
 
 /// \brief The prompt mechanism: none (base LLaMA, chat65b's bias+scale+norm model); V2's
 /// zero-init gated prompts with tanh(gate) (x new_gate in LoRA checkpoints); V1 as its inference
-/// code runs it, with the raw gate (discrepancy 6).
+/// code runs it, with the raw gate (its training code used tanh).
 enum class AdapterKind { none, v2, v1 };
 /// \brief Which linears carry a bias: none; the official multimodal set wq, wo, w1, w2, w3
 /// (`.bias`); or all seven (chat65b's `*_bias`).

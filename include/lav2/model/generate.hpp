@@ -1,4 +1,4 @@
-// The official generation loop (spec section 7), continuing a request's state:
+// The official generation loop (docs/model.md, section 8), continuing a request's state:
 //   feed the state's pending token (unless it is EOS) and the new ids, then one token per step;
 //   stop at EOS, at a stop string, after max_new_tokens, when the callback says so, or when the
 //   sequence reaches max_seq_len.

@@ -1,5 +1,5 @@
 // LLaMA hyper-parameters: read from Meta's params.json, completed and checked against the
-// tensors and the tokenizer (spec section 1.1).
+// tensors and the tokenizer.
 //
 //   params.json (LLaMA-1 7B): {"dim":4096,"multiple_of":256,"n_heads":32,"n_layers":32,
 //                              "norm_eps":1e-06,"vocab_size":-1}

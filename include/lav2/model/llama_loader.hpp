@@ -1,4 +1,4 @@
-// Loads Meta's LLaMA directory: params.json + consolidated.00.pth (spec sections 1.1-1.2).
+// Loads Meta's LLaMA directory: params.json + consolidated.00.pth.
 // The checkpoint is memory-mapped; matrices stay in their stored dtype and are used in place.
 #pragma once
 

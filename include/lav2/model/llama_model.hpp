@@ -1,14 +1,14 @@
-// The LLaMA / LLaMA-Adapter V2 forward pass (spec sections 1.3, 2.1, 3), in f32 compute over
+// The LLaMA / LLaMA-Adapter V2 forward pass (docs/model.md), in f32 compute over
 // frozen matrices kept in their stored dtype (f16 for Meta's checkpoints, used in place from the
 // mapped file). In the paper's notation, for layer l with input x:
 //
 //   h   = x + Wo(Attn(RMSNorm(x)))                      q, k rotated by interleaved RoPE
 //   Attn per head h:  O_h = softmax(q K_h^T / sqrt(d) + M) V_h                      (causal)
-//                         + g_l,h * softmax(q Pk_h^T / sqrt(d)) Pv_h                 (eq. 6-7)
+//                         + g_l,h * softmax(q Pk_h^T / sqrt(d)) Pv_h   (V1 zero-init attention)
 //     with adaptation prompts P_l (+ the visual query, by the fusion mode), Pk = P Wk^T and
 //     Pv = P Wv^T from the plain frozen weights, and g_l,h = tanh(gate) * new_gate (zero-init).
 //   out = h + W2(silu(W1 h') * W3 h'),  h' = RMSNorm(h)
-//   every W above is a tuned linear: W(s*x) + b, s*(Wx + b) or Wx + b + l2(l1(x)) (section 3)
+//   every W above is a tuned linear: W(s*x) + b, s*(Wx + b) or Wx + b + l2(l1(x)) (V2 bias tuning)
 //   logits = Output(RMSNorm(out_last))
 //
 // The model is immutable: forward() is const and writes only into the RunState it is given, so

@@ -1,7 +1,7 @@
 // The weight table of LLaMA and LLaMA-Adapter V2: every tensor with its name, shape, what a
 // missing one becomes and its parameter group, bound by name from any tensor source (Meta's .pth,
 // the adapter's 'model' dict, safetensors). One for_each_tensor() lists them; loading,
-// validation, parameter counts and tests all reuse it (spec sections 1.2, 2.1, 3.1, 3.2, 5.2).
+// validation, parameter counts and tests all reuse it (docs/model.md, section 6).
 //
 // Dtypes, decided here and nowhere else:
 // - frozen matrices (the seven linears, tok_embeddings, output) are MatPtr handles used in the

@@ -1,4 +1,4 @@
-// Loads a model: Meta's LLaMA directory, optionally with an adapter checkpoint on top (spec 5.1-5.2).
+// Loads a model: Meta's LLaMA directory, optionally with an adapter checkpoint on top (docs/model.md, section 6).
 //
 // Adapter checkpoint layouts (read from data.pkl, never guessed from the file name):
 //   V2 (official, and lav2's own): {'model': {name: tensor}, 'config': {...}}. LLaMA-side names

@@ -1,4 +1,4 @@
-// Parameter counts per group, computed from the weight tables (spec section 10), never by hand.
+// Parameter counts per group, computed from the weight tables (docs/model.md, section 9), never by hand.
 #pragma once
 
 #include <array>

@@ -1,4 +1,4 @@
-// RoPE angles, computed as the official precompute_freqs_cis does (spec section 1.3):
+// RoPE angles, computed as the official precompute_freqs_cis does:
 //   freqs[j] = 1 / theta^(2j / head_dim)   (float32 pow, j = 0 .. head_dim/2 - 1)
 //   angle[t, j] = t * freqs[j]             (float32), then cos and sin of it
 // The model keeps the frequencies; each forward call computes the cos / sin rows of the

@@ -1,4 +1,4 @@
-// The official prompt templates (llama/utils.py format_prompt, spec section 7), exact strings.
+// The official prompt templates (the release's format_prompt), exact strings.
 #pragma once
 
 #include <optional>

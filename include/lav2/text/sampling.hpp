@@ -1,4 +1,4 @@
-// Next-token choice, as the official generate does (spec section 7):
+// Next-token choice, as the official generate does:
 //   temperature <= 0: argmax (the first maximum, like torch.argmax)
 //   otherwise sample_top_p(softmax(logits / temperature), top_p):
 //     sort descending, cumulative sum, zero every entry whose cumsum - p > top_p (so the first

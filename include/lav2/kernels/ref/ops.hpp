@@ -133,7 +133,7 @@ inline void attention_head(float* out, const float* q, const KV* k, const KV* v,
   for (std::int64_t j = 0; j < n_keys; ++j) axpy(out, scratch[j], v + j * kv_stride, head_dim);
 }
 
-/// \brief The gated adapter step of LLaMA-Adapter (Zhang et al. 2023, eq. 8-9): attention of the
+/// \brief The gated adapter step of LLaMA-Adapter (Zhang et al. 2023, zero-init attention): attention of the
 /// query over the adaptation prompts, softmaxed on its own and added with a per-head factor:
 ///   s_j = scale * q . ka_j  (j < n_prompts),  p = softmax(s),  out += gate * sum_j p_j va_j.
 /// `gate` is the finished factor (tanh(g) * new_gate for V2, g for V1). Shapes as attention_head.

@@ -9,8 +9,8 @@
 // inputs at a time, into an L2-resident f32 block with a compile-time row stride (every broadcast
 // is a constant offset from one pointer) and runs every panel of x against it, so the weights are
 // read from memory once per call. The next block's cache lines are prefetched a few per k step
-// *inside* the micro-kernels of the current block: issued in one burst before the block (as
-// session 1 did), they overflowed the core's miss buffers and stalled it, and the widening pass
+// *inside* the micro-kernels of the current block: issued in one burst before the block (as an
+// earlier version did), they overflowed the core's miss buffers and stalled it, and the widening pass
 // that followed took 30% of the time at M = 64.
 //
 // Determinism: work is split over N only, so each output is computed by one thread with the same
