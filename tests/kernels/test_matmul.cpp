@@ -27,10 +27,9 @@ void check_against_ref(ThreadPool& pool, std::int64_t M, std::int64_t N, std::in
   std::vector<float> got(std::size_t(M * N)), want(std::size_t(M * N));
   simd::matmul_fn{}(Arch{}, pool, got.data(), x.data(), w.data(), M, N, K);
   ref::matmul(pool, want.data(), x.data(), w.data(), M, N, K);
-  // Products of values in [-1, 1]: f32 accumulation error grows like sqrt(K) ulp of sum|x w| <= K;
-  // 1e-6 * K + 1e-6 is far above that and far below any indexing mistake (~0.1).
-  const auto r = check::compare("matmul", got.data(), want.data(), M * N, 1e-6 * double(K) + 1e-6, 0.0);
-  INFO(dtype_name(dtype_of_v<W>), " M=", M, " N=", N, " K=", K, " max|diff|=", r.max_diff, " tol=", r.tolerance);
+  // Per output, the dot-product error bound 2 gamma_K sum|x w| (check::compare_matmul).
+  const auto r = check::compare_matmul("matmul", got.data(), want.data(), x.data(), w.data(), M, N, K);
+  INFO(dtype_name(dtype_of_v<W>), " M=", M, " N=", N, " K=", K, " error/bound=", r.max_diff);
   CHECK(r.ok());
 }
 }  // namespace
@@ -72,9 +71,9 @@ TEST_CASE_TEMPLATE("matmul agrees with Eigen's f32 GEMM", W, float, f16_t, bf16_
     simd::matmul_fn{}(Arch{}, pool, got.data(), x.data(), w.data(), M, N, K);
     RowMajor want =
         Eigen::Map<const RowMajor>(x.data(), M, K) * Eigen::Map<const RowMajor>(w32.data(), N, K).transpose();
-    // The tolerance of the test against the scalar reference above.
-    const auto r = check::compare("matmul vs Eigen", got.data(), want.data(), M * N, 1e-6 * double(K) + 1e-6, 0.0);
-    INFO(dtype_name(dtype_of_v<W>), " M=", M, " N=", N, " K=", K, " max|diff|=", r.max_diff, " tol=", r.tolerance);
+    // The bound of the test against the scalar reference above.
+    const auto r = check::compare_matmul("matmul vs Eigen", got.data(), want.data(), x.data(), w32.data(), M, N, K);
+    INFO(dtype_name(dtype_of_v<W>), " M=", M, " N=", N, " K=", K, " error/bound=", r.max_diff);
     CHECK(r.ok());
   }
 }

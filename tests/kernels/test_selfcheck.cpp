@@ -1,6 +1,7 @@
 // The self-check passes on the real SIMD kernels and fails when one kernel is broken.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <string>
 
 #include <lav2/kernels/selfcheck.hpp>
@@ -41,4 +42,33 @@ TEST_CASE("selfcheck fails when a kernel is deliberately broken") {
     INFO(r.name, " max|diff|=", r.max_diff, " tolerance=", r.tolerance);
     CHECK(r.ok() == !broken);
   }
+}
+
+TEST_CASE("a kernel that produces NaN or Inf fails the comparison helper") {
+  ThreadPool pool(2);
+  auto table = check::simd_table();
+  // One NaN among correct outputs: a plain std::max over |diff| would skip it (max(m, NaN) = m).
+  table.silu = [](float* x, std::int64_t n) {
+    ref::silu(x, n);
+    x[n / 2] = NAN;
+  };
+  // An overflow to infinity in one GEMM output.
+  table.matmul_f32 = [](ThreadPool& p, float* o, const float* x, const float* w, std::int64_t M, std::int64_t N,
+                        std::int64_t K) {
+    simd::matmul_fn{}(xsimd::default_arch{}, p, o, x, w, M, N, K);
+    o[M * N - 1] = INFINITY;
+  };
+  const auto results = check::run(table, check::ref_table(), pool);
+  for (const auto& r : results) {
+    const bool broken = r.name == "silu" || r.name == "matvec_f32" || r.name == "gemm_f32";
+    INFO(r.name, " max|diff|=", r.max_diff, " tolerance=", r.tolerance);
+    if (broken) CHECK_FALSE(r.ok());
+    if (r.name == "silu") CHECK(std::isnan(r.max_diff));
+  }
+  // The helper itself: NaN or Inf on either side, even at equal positions, is a failure.
+  const float a[] = {1.0f, 2.0f, NAN}, b[] = {1.0f, 2.0f, NAN}, c[] = {1.0f, INFINITY, 3.0f};
+  CHECK(std::isnan(check::max_abs_diff(a, b, 3)));
+  CHECK(std::isnan(check::max_abs_diff(c, c, 3)));
+  CHECK(check::max_abs_diff(a, b, 2) == 0.0);
+  CHECK_FALSE(check::compare("nan", a, b, 3, 1.0, 1.0).ok());
 }
