@@ -3,9 +3,12 @@
 // (input_error and load_error -> 2, everything else -> 1).
 #pragma once
 
+#include <cstdio>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace lav2 {
@@ -42,12 +45,50 @@ class internal_error : public error {
 };
 
 namespace detail {
-/// Concatenates any streamable values into one string: str_cat("tensor '", name, "' has ", n).
+// Message building. Every throw site instantiates str_cat for its own argument types (a few
+// hundred per translation unit), so each instantiation is only a row of calls to the
+// non-template appenders below; one ostringstream per instantiation made the error paths a
+// large part of the compiled code. The text is what operator<< prints: %g for floating point,
+// characters for char types, 1/0 for bool.
+inline void append_text(std::string& out, std::string_view s) { out.append(s.data(), s.size()); }
+inline void append_signed(std::string& out, long long v) { out += std::to_string(v); }
+inline void append_unsigned(std::string& out, unsigned long long v) { out += std::to_string(v); }
+inline void append_floating(std::string& out, double v) {
+  char buf[32];
+  const int n = std::snprintf(buf, sizeof buf, "%g", v);
+  out.append(buf, std::size_t(n > 0 ? n : 0));
+}
+
+template <class T>
+void append(std::string& out, const T& v) {
+  using U = std::decay_t<T>;
+  if constexpr (std::is_same_v<U, bool>) {
+    out += v ? '1' : '0';
+  } else if constexpr (std::is_same_v<U, char> || std::is_same_v<U, signed char> || std::is_same_v<U, unsigned char>) {
+    out += char(v);
+  } else if constexpr (std::is_enum_v<U>) {
+    append_signed(out, static_cast<long long>(v));
+  } else if constexpr (std::is_integral_v<U> && std::is_signed_v<U>) {
+    append_signed(out, v);
+  } else if constexpr (std::is_integral_v<U>) {
+    append_unsigned(out, v);
+  } else if constexpr (std::is_floating_point_v<U>) {
+    append_floating(out, double(v));
+  } else if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+    append_text(out, std::string_view(v));
+  } else {
+    std::ostringstream os;  // anything else that streams
+    os << v;
+    out += os.str();
+  }
+}
+
+/// Concatenates values into one string: str_cat("tensor '", name, "' has ", n).
 template <class... Args>
-std::string str_cat(Args&&... args) {
-  std::ostringstream os;
-  (os << ... << std::forward<Args>(args));
-  return os.str();
+std::string str_cat(const Args&... args) {
+  std::string out;
+  (append(out, args), ...);
+  return out;
 }
 }  // namespace detail
 }  // namespace lav2
