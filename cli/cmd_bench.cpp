@@ -87,7 +87,7 @@ void run_image(const std::string& preset, int model_dim, lav2::ThreadPool& pool,
   const vision::ClipVisionConfig cc = tiny ? vision::clip_tiny_config() : vision::clip_vit_l14_config();
   vision::VisualProjectorConfig pc = tiny ? vision::projector_tiny_config(model_dim) : vision::projector_7b_config();
   pc.dim = model_dim;
-  const auto tower = vision::random_clip_vision<f16_t>(cc, pool);
+  const auto tower = vision::random_clip_vision(cc, DType::f16, pool);
   const auto projector = vision::random_visual_projector(pc, pool);
   vision::Image img(640, 480);
   for (std::size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = std::uint8_t((i * 2654435761u) >> 24);

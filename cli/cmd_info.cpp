@@ -26,9 +26,8 @@ struct InfoArgs {
 };
 
 std::int64_t projector_params(const vision::VisualProjectorConfig& v) {
-  vision::VisualProjectorWeights w;
   std::int64_t n = 0;
-  vision::for_each_tensor(w, v, [&](const std::string&, const Shape& s, auto&) { n += s.numel(); });
+  for (const io::TensorSpec& spec : vision::projector_table(v)) n += spec.shape.numel();
   return n;
 }
 
@@ -66,7 +65,11 @@ Described from_preset(const std::string& name) {
   }
   model::ParamCounts counts = model::count_llama_params(c, spec);
   // The official visual branch of the multimodal 7B (spec 4.2): 768 wide, 8 blocks, mlp 3072, Q 10.
-  if (visual) counts[Group::visual] = projector_params(vision::VisualProjectorConfig{768, 768, 10, 8, 3072, c.dim, 16});
+  if (visual) {
+    vision::VisualProjectorConfig v = vision::projector_7b_config();
+    v.dim = c.dim;
+    counts[Group::visual] = projector_params(v);
+  }
   return {name + ": " + spec.describe(), counts};
 }
 

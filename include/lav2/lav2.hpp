@@ -27,6 +27,7 @@
 #include "lav2/io/tensor_map.hpp"
 #include "lav2/io/torch_checkpoint.hpp"
 #include "lav2/io/torchscript.hpp"
+#include "lav2/io/weight_bind.hpp"
 #include "lav2/io/weight_table.hpp"
 #include "lav2/io/zip.hpp"
 
@@ -65,8 +66,11 @@
 #include "lav2/model/run_state.hpp"
 
 #include "lav2/vision/clip_vit.hpp"
+#include "lav2/vision/clip_weights.hpp"
 #include "lav2/vision/image.hpp"
 #include "lav2/vision/image_limits.hpp"
 #include "lav2/vision/image_preprocess.hpp"
+#include "lav2/vision/projector_weights.hpp"
 #include "lav2/vision/random_visual.hpp"
 #include "lav2/vision/visual_projector.hpp"
+#include "lav2/vision/vit_block_weights.hpp"

@@ -4,11 +4,12 @@
 // (width 32, 16 heads, 2 blocks, Q = 10, dim 64).
 #include <doctest/doctest.h>
 
-#include <algorithm>
-#include <cmath>
+#include <memory>
 #include <string>
 
+#include "common/compare.hpp"
 #include "lav2/io/npy.hpp"
+#include "lav2/io/weight_bind.hpp"
 #include "lav2/io/torch_checkpoint.hpp"
 #include "lav2/vision/clip_vit.hpp"
 #include "lav2/vision/image.hpp"
@@ -23,11 +24,10 @@ using lav2::vision::VisualProjector;
 
 namespace {
 std::string data(const std::string& name) { return std::string(LAV2_TEST_DATA_DIR) + "/" + name; }
+// The goldens carry a leading batch dim of 1: compare the values, same count required.
 double max_abs_diff(const Tensor<float>& a, const Tensor<float>& b) {
   REQUIRE(a.numel() == b.numel());
-  double m = 0;
-  for (std::int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
-  return m;
+  return lav2::test::max_abs_diff(a.data(), b.data(), a.numel());
 }
 Tensor<float> golden(const std::string& name) { return lav2::io::read_npy_as<float>(data("tiny_clip/golden/" + name)); }
 }  // namespace
@@ -87,7 +87,8 @@ TEST_CASE("CLIP: f32 weights give the same features as the f16 weights they wide
   std::vector<std::shared_ptr<Tensor<float>>> keep;
   lav2::io::TensorMap t32;
   for (const auto& kv : t16) {
-    keep.push_back(lav2::vision::detail::convert_tensor<float>(kv.second, "x", kv.first));
+    keep.push_back(std::make_shared<Tensor<float>>(kv.second.shape));
+    lav2::io::detail::walk_c_order(kv.second, [&](std::int64_t i, float v) { (*keep.back())[i] = v; });
     t32.emplace(kv.first, lav2::AnyTensorView{lav2::DType::f32, keep.back()->data(), kv.second.shape,
                                               lav2::contiguous_strides(kv.second.shape)});
   }
