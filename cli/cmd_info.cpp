@@ -2,6 +2,7 @@
 // weight tables (spec section 10).
 //   lav2 info --preset 7b-bias | 7b-lora-bias | 7b-v1 | 65b-chat | 65b-paper-scale [--json]
 //   lav2 info --llama-dir DIR [--adapter FILE] [--json]
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -77,7 +78,8 @@ Described from_checkpoint(const InfoArgs& a) {
   const auto loaded = model::load_model(a.llama_dir, 0, a.adapter);
   const model::AdapterSpec& spec = loaded.model.spec();
   model::ParamCounts counts = model::count_llama_params(loaded.model.config(), spec);
-  if (spec.takes_visual() && loaded.adapter.tensors.count("clip_proj.weight")) {
+  const auto& t = loaded.adapter.tensors;
+  if (spec.takes_visual() && std::any_of(t.begin(), t.end(), [](const auto& kv) { return vision::is_projector_key(kv.first); })) {
     const auto projector = vision::VisualProjector::infer_config(loaded.adapter.tensors, a.adapter);
     counts[Group::visual] = projector_params(projector);
   }

@@ -13,9 +13,11 @@
 // or copies them in f32.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lav2/io/weight_table.hpp"
@@ -96,6 +98,24 @@ void for_each_tensor(VisualProjectorWeights& w, const VisualProjectorConfig& c, 
 /// \brief The projector's table, in order.
 inline std::vector<io::TensorSpec> projector_table(const VisualProjectorConfig& c) {
   return io::table_rows<VisualProjectorWeights>(c);
+}
+
+/// \brief True for a key of the projector (as the adapter checkpoint's 'model' dict spells it):
+/// one that starts with a module of projector_table() ("clip_proj.", "visual_blocks.", ...), for
+/// any sizes and block count.
+inline bool is_projector_key(std::string_view name) {
+  static const std::vector<std::string> modules = [] {
+    VisualProjectorConfig one;  // sizes do not change the names; one block gives its module
+    one.clip_dim = one.width = one.n_queries = one.n_blocks = one.hidden_dim = one.dim = 1;
+    std::vector<std::string> m;
+    for (const io::TensorSpec& spec : projector_table(one)) {
+      std::string module = spec.name.substr(0, spec.name.find('.') + 1);  // "clip_proj." (every name has a dot)
+      if (std::find(m.begin(), m.end(), module) == m.end()) m.push_back(std::move(module));
+    }
+    return m;
+  }();
+  return std::any_of(modules.begin(), modules.end(),
+                     [&](const std::string& m) { return name.substr(0, m.size()) == m; });
 }
 
 }  // namespace lav2::vision
