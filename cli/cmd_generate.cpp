@@ -181,7 +181,7 @@ int run_generate(const GenerateArgs& a) {
 const lav2::cli::CommandRegistrar kRegister{
     "generate", "Generate text with LLaMA or LLaMA-Adapter V2 (with an image)", [](CLI::App& sub) {
       auto a = std::make_shared<GenerateArgs>();
-      sub.add_option("--llama-dir", a->llama_dir, "Meta LLaMA dir: params.json + consolidated.*.pth")->required();
+      sub.add_option("--llama-dir", a->llama_dir, "Meta LLaMA dir: params.json + consolidated.00.pth (or one *.safetensors)")->required();
       sub.add_option("--tokenizer", a->tokenizer, "tokenizer.model (default DIR/../tokenizer.model, then DIR/tokenizer.model)");
       sub.add_option("--prompt", a->prompt, "the instruction")->required();
       sub.add_option("--template", a->tmpl, "alpaca | alpaca-input | none")->check(CLI::IsMember({"alpaca", "alpaca-input", "none"}));

@@ -24,6 +24,7 @@
 #include "lav2/io/pickle.hpp"
 #include "lav2/io/safetensors.hpp"
 #include "lav2/io/storage.hpp"
+#include "lav2/io/tensor_file.hpp"
 #include "lav2/io/tensor_map.hpp"
 #include "lav2/io/torch_checkpoint.hpp"
 #include "lav2/io/torchscript.hpp"

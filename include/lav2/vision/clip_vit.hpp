@@ -29,12 +29,8 @@
 
 #include "lav2/core/error.hpp"
 #include "lav2/core/thread_pool.hpp"
-#include "lav2/io/mmap.hpp"
-#include "lav2/io/safetensors.hpp"
+#include "lav2/io/tensor_file.hpp"
 #include "lav2/io/tensor_map.hpp"
-#include "lav2/io/torch_checkpoint.hpp"
-#include "lav2/io/torchscript.hpp"
-#include "lav2/io/zip.hpp"
 #include "lav2/kernels/dispatch.hpp"
 #include "lav2/tensor/tensor.hpp"
 #include "lav2/vision/clip_weights.hpp"
@@ -46,32 +42,13 @@ namespace lav2::vision {
 class ClipVisionModel {
  public:
   /// \brief Loads a tower from OpenAI's TorchScript archive (ViT-L-14.pt), a torch.save
-  /// state_dict (.pth) or a .safetensors file, told apart by content. Keys may be prefixed
-  /// `visual.` (CLIP's state_dict), `clip.visual.` (LLaMA_adapter's) or nothing (CLIP.visual's);
+  /// state_dict (.pth) or a .safetensors file, told apart by content (io::open_tensor_file).
+  /// Keys may be prefixed `visual.` (CLIP's state_dict), `clip.visual.` (LLaMA_adapter's) or
+  /// nothing (CLIP.visual's), inside an optional {'state_dict': ...} or {'model': ...} wrapper;
   /// the text tower and anything else is ignored.
   static ClipVisionModel load(const std::string& path) {
-    auto file = io::MappedFile::open(path, "CLIP checkpoint");
-    const unsigned char* b = file->data();
-    const bool zip = file->size() >= 4 && b[0] == 'P' && b[1] == 'K' && b[2] == 3 && b[3] == 4;
-    if (zip) {
-      const bool ts = io::is_torchscript_archive(io::ZipArchive(file, "CLIP checkpoint"));
-      file.reset();
-      if (ts) {
-        io::TorchScriptArchive a(path);
-        return from_tensors(a.tensors(), path, a.keep_alive());
-      }
-      io::TorchCheckpoint ck(path);
-      const io::Value* sd = ck.root().find("state_dict");  // tolerate {'state_dict': ...} and {'model': ...} wrappers
-      if (!sd) sd = ck.root().find("model");
-      if (sd && sd->is_dict()) return from_tensors(io::flatten_tensors(*sd, "checkpoint '" + path + "'"), path, ck.keep_alive());
-      return from_tensors(ck.tensors(), path, ck.keep_alive());
-    }
-    if (file->size() >= 9 && b[8] == '{') {
-      file.reset();
-      io::SafetensorsFile st(path);
-      return from_tensors(st.tensors(), path, st.keep_alive());
-    }
-    LAV2_THROW(load_error, "CLIP checkpoint '", path, "': neither a zip archive (TorchScript or torch.save) nor safetensors");
+    const io::TensorFile f = io::open_tensor_file(path);
+    return from_tensors(f.tensors, path, f.keep_alive);
   }
 
   /// \brief Binds the tower from named tensors; `keep_alive` holds what the views point into.
@@ -79,11 +56,14 @@ class ClipVisionModel {
                                       std::shared_ptr<const void> keep_alive = {}) {
     ClipVisionModel m;
     std::string prefix;
-    for (const char* p : {"visual.", "clip.visual.", ""})
-      if (t.count(std::string(p) + "conv1.weight")) { prefix = p; break; }
-    if (!t.count(prefix + "conv1.weight"))
+    bool found = false;
+    for (const char* wrapper : {"", "state_dict.", "model."})  // torch.save dicts flatten with '.'
+      for (const char* p : {"visual.", "clip.visual.", ""})
+        if (!found && t.count(std::string(wrapper) + p + "conv1.weight")) prefix = std::string(wrapper) + p, found = true;
+    if (!found)
       LAV2_THROW(load_error, "checkpoint '", file, "': no CLIP vision tower (no 'visual.conv1.weight', "
-                 "'clip.visual.conv1.weight' or 'conv1.weight' among ", t.size(), " tensors)");
+                 "'clip.visual.conv1.weight' or 'conv1.weight', also under 'state_dict.' or 'model.', among ", t.size(),
+                 " tensors)");
     m.prefix_ = prefix;
     m.cfg_ = infer_config(t, prefix, file);
     auto w = std::make_shared<ClipVisionWeights>();
