@@ -73,5 +73,6 @@
 #include "lav2/vision/image_preprocess.hpp"
 #include "lav2/vision/projector_weights.hpp"
 #include "lav2/vision/random_visual.hpp"
+#include "lav2/vision/visual_encoder.hpp"
 #include "lav2/vision/visual_projector.hpp"
 #include "lav2/vision/vit_block_weights.hpp"
