@@ -25,7 +25,7 @@ lav2::vision::ClipVisionModel& clip_model() {
   if (!m) {
     lav2::ThreadPool pool(0);
     m = std::make_unique<lav2::vision::ClipVisionModel>(
-        lav2::vision::random_clip_vision<W>(lav2::vision::clip_vit_l14_config(), pool));
+        lav2::vision::random_clip_vision(lav2::vision::clip_vit_l14_config(), lav2::dtype_of_v<W>, pool));
   }
   return *m;
 }

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@
 #include <lav2/model/random_llama.hpp>
 #include <lav2/vision/image_preprocess.hpp>
 #include <lav2/vision/random_visual.hpp>
+#include <lav2/vision/visual_encoder.hpp>
 
 #include "command.hpp"
 #include "process_stats.hpp"
@@ -87,11 +89,11 @@ void run_image(const std::string& preset, int model_dim, lav2::ThreadPool& pool,
   const vision::ClipVisionConfig cc = tiny ? vision::clip_tiny_config() : vision::clip_vit_l14_config();
   vision::VisualProjectorConfig pc = tiny ? vision::projector_tiny_config(model_dim) : vision::projector_7b_config();
   pc.dim = model_dim;
-  const auto tower = vision::random_clip_vision<f16_t>(cc, pool);
-  const auto projector = vision::random_visual_projector(pc, pool);
+  const vision::VisualEncoder encoder(std::make_shared<const vision::ClipVisionModel>(vision::random_clip_vision(cc, DType::f16, pool)),
+                                      vision::random_visual_projector(pc, pool));
   vision::Image img(640, 480);
   for (std::size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = std::uint8_t((i * 2654435761u) >> 24);
-  auto encode = [&] { return projector.encode(pool, tower.encode(pool, vision::preprocess_clip(img))); };
+  auto encode = [&] { return encoder.encode(pool, vision::preprocess_clip(img)); };
   encode();  // warm-up: first touch of the weights and of the scratch buffers
   std::vector<double> seconds;
   for (int r = 0; r < 3; ++r) {

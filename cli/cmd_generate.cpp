@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -17,10 +18,7 @@
 #include <lav2/model/model_loader.hpp>
 #include <lav2/text/prompt.hpp>
 #include <lav2/text/tokenizer.hpp>
-#include <lav2/vision/clip_vit.hpp>
-#include <lav2/vision/image.hpp>
-#include <lav2/vision/image_preprocess.hpp>
-#include <lav2/vision/visual_projector.hpp>
+#include <lav2/vision/visual_encoder.hpp>
 
 #include "command.hpp"
 #include "process_stats.hpp"
@@ -49,29 +47,23 @@ std::string resolve_tokenizer(const GenerateArgs& a) {
              "' or '", dir.string(), "'");
 }
 
-// The visual branch of an adapter model: image (or the all-zero normalised image) -> CLIP ->
-// projector -> visual query [Q, dim], plus what --dump writes.
+// The visual branch of an adapter model (vision::VisualEncoder): the image, or the all-zero
+// normalised image, -> CLIP -> projector -> visual query [Q, dim], every step kept for --dump.
 struct VisualResult {
-  lav2::Tensor<float> image, features, query;  // [3,224,224], [257,C], [Q,dim]
+  lav2::vision::VisualEncoding steps;  // image [3,224,224], features [257,C], query [Q,dim]
   double seconds = 0.0;
 };
 
 VisualResult encode_visual(const GenerateArgs& a, const lav2::model::LoadedModel& loaded, int model_dim, lav2::ThreadPool& pool) {
   using namespace lav2;
   cli::ProcessTimer timer;
-  const auto clip = vision::ClipVisionModel::load(a.clip);
-  const auto projector = vision::VisualProjector::from_tensors(loaded.adapter.tensors, a.adapter, a.visual_heads);
+  const auto clip = std::make_shared<const vision::ClipVisionModel>(vision::ClipVisionModel::load(a.clip));
+  const auto encoder = vision::VisualEncoder::from_adapter(clip, loaded.adapter.tensors, a.adapter, a.visual_heads);
+  if (encoder.dim() != model_dim)
+    LAV2_THROW(load_error, "checkpoint '", a.adapter, "': visual_proj gives width ", encoder.dim(), ", but the LLaMA dim is ", model_dim);
+  const auto order = a.channel_order == "rgb" ? vision::ChannelOrder::rgb : vision::ChannelOrder::bgr;
   VisualResult r;
-  if (a.image.empty()) {
-    r.image = vision::zero_image(clip.config().image_size());  // the official text-only path
-  } else {
-    const auto order = a.channel_order == "rgb" ? vision::ChannelOrder::rgb : vision::ChannelOrder::bgr;
-    r.image = vision::preprocess_clip(vision::load_image(a.image, {}, order));
-  }
-  r.features = clip.encode(pool, r.image);
-  r.query = projector.encode(pool, r.features);
-  if (r.query.dim(1) != model_dim)
-    LAV2_THROW(load_error, "checkpoint '", a.adapter, "': visual_proj gives width ", r.query.dim(1), ", but the LLaMA dim is ", model_dim);
+  r.steps = encoder.encode_steps(pool, a.image.empty() ? encoder.zero_image() : encoder.preprocess_file(a.image, order));
   r.seconds = timer.seconds();
   return r;
 }
@@ -125,7 +117,8 @@ int run_generate(const GenerateArgs& a) {
   model::StateOptions state_opt;
   state_opt.max_seq_len = a.max_seq_len;
   state_opt.kv_dtype = a.kv_dtype == "f16" ? model::KvDType::f16 : model::KvDType::f32;
-  auto state = m.new_state(pool, state_opt, takes_visual ? visual.query.data() : nullptr, takes_visual ? visual.query.dim(0) : 0);
+  const Tensor<float>& query = visual.steps.query;
+  auto state = m.new_state(pool, state_opt, takes_visual ? query.data() : nullptr, takes_visual ? query.dim(0) : 0);
 
   model::GenerateOptions opt;
   opt.max_new_tokens = a.max_new_tokens;
@@ -157,10 +150,11 @@ int run_generate(const GenerateArgs& a) {
     io::write_npy((dir / "generated_ids.npy").string(), TensorView<const std::int64_t>(gen64.data(), Shape{n}));
     write_text(dir / "prompt.txt", prompt);
     if (takes_visual) {
-      const Shape& img = visual.image.shape();
-      dump_npy(dir / "image_preprocessed.npy", visual.image, Shape{1, img[0], img[1], img[2]});
-      dump_npy(dir / "clip_features.npy", visual.features, Shape{1, visual.features.dim(0), visual.features.dim(1)});
-      dump_npy(dir / "visual_query.npy", visual.query, Shape{1, visual.query.dim(0), visual.query.dim(1)});
+      const vision::VisualEncoding& v = visual.steps;
+      const Shape& img = v.image.shape();
+      dump_npy(dir / "image_preprocessed.npy", v.image, Shape{1, img[0], img[1], img[2]});
+      dump_npy(dir / "clip_features.npy", v.features, Shape{1, v.features.dim(0), v.features.dim(1)});
+      dump_npy(dir / "visual_query.npy", v.query, Shape{1, v.query.dim(0), v.query.dim(1)});
     }
   }
   if (a.json) {
@@ -181,7 +175,7 @@ int run_generate(const GenerateArgs& a) {
 const lav2::cli::CommandRegistrar kRegister{
     "generate", "Generate text with LLaMA or LLaMA-Adapter V2 (with an image)", [](CLI::App& sub) {
       auto a = std::make_shared<GenerateArgs>();
-      sub.add_option("--llama-dir", a->llama_dir, "Meta LLaMA dir: params.json + consolidated.*.pth")->required();
+      sub.add_option("--llama-dir", a->llama_dir, "Meta LLaMA dir: params.json + consolidated.00.pth (or one *.safetensors)")->required();
       sub.add_option("--tokenizer", a->tokenizer, "tokenizer.model (default DIR/../tokenizer.model, then DIR/tokenizer.model)");
       sub.add_option("--prompt", a->prompt, "the instruction")->required();
       sub.add_option("--template", a->tmpl, "alpaca | alpaca-input | none")->check(CLI::IsMember({"alpaca", "alpaca-input", "none"}));

@@ -2,6 +2,7 @@
 // weight tables (spec section 10).
 //   lav2 info --preset 7b-bias | 7b-lora-bias | 7b-v1 | 65b-chat | 65b-paper-scale [--json]
 //   lav2 info --llama-dir DIR [--adapter FILE] [--json]
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -26,9 +27,8 @@ struct InfoArgs {
 };
 
 std::int64_t projector_params(const vision::VisualProjectorConfig& v) {
-  vision::VisualProjectorWeights w;
   std::int64_t n = 0;
-  vision::for_each_tensor(w, v, [&](const std::string&, const Shape& s, auto&) { n += s.numel(); });
+  for (const io::TensorSpec& spec : vision::projector_table(v)) n += spec.shape.numel();
   return n;
 }
 
@@ -66,7 +66,11 @@ Described from_preset(const std::string& name) {
   }
   model::ParamCounts counts = model::count_llama_params(c, spec);
   // The official visual branch of the multimodal 7B (spec 4.2): 768 wide, 8 blocks, mlp 3072, Q 10.
-  if (visual) counts[Group::visual] = projector_params(vision::VisualProjectorConfig{768, 768, 10, 8, 3072, c.dim, 16});
+  if (visual) {
+    vision::VisualProjectorConfig v = vision::projector_7b_config();
+    v.dim = c.dim;
+    counts[Group::visual] = projector_params(v);
+  }
   return {name + ": " + spec.describe(), counts};
 }
 
@@ -74,7 +78,8 @@ Described from_checkpoint(const InfoArgs& a) {
   const auto loaded = model::load_model(a.llama_dir, 0, a.adapter);
   const model::AdapterSpec& spec = loaded.model.spec();
   model::ParamCounts counts = model::count_llama_params(loaded.model.config(), spec);
-  if (spec.takes_visual() && loaded.adapter.tensors.count("clip_proj.weight")) {
+  const auto& t = loaded.adapter.tensors;
+  if (spec.takes_visual() && std::any_of(t.begin(), t.end(), [](const auto& kv) { return vision::is_projector_key(kv.first); })) {
     const auto projector = vision::VisualProjector::infer_config(loaded.adapter.tensors, a.adapter);
     counts[Group::visual] = projector_params(projector);
   }
@@ -122,7 +127,7 @@ const lav2::cli::CommandRegistrar kRegister{
     "info", "Parameter counts per group for a preset or a checkpoint", [](CLI::App& sub) {
       auto a = std::make_shared<InfoArgs>();
       sub.add_option("--preset", a->preset, "7b-bias | 7b-lora-bias | 7b-v1 | 65b-chat | 65b-paper-scale");
-      sub.add_option("--llama-dir", a->llama_dir, "Meta LLaMA dir: params.json + consolidated.*.pth");
+      sub.add_option("--llama-dir", a->llama_dir, "Meta LLaMA dir: params.json + consolidated.00.pth (or one *.safetensors)");
       sub.add_option("--adapter", a->adapter, "adapter checkpoint (.pth)");
       sub.add_flag("--json", a->json, "print one JSON object");
       return [a] { return run_info(*a); };

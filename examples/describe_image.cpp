@@ -3,6 +3,7 @@
 // (with the bundled tiny model: tests/data/tiny_llama/tiny tests/data/tiny_llama/tokenizer.model
 //  tests/data/tiny_adapter/full_bias/adapter.pth tests/data/tiny_clip/ViT-tiny.pt <png>)
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include <lav2/core/error.hpp>
@@ -10,10 +11,7 @@
 #include <lav2/model/model_loader.hpp>
 #include <lav2/text/prompt.hpp>
 #include <lav2/text/tokenizer.hpp>
-#include <lav2/vision/clip_vit.hpp>
-#include <lav2/vision/image.hpp>
-#include <lav2/vision/image_preprocess.hpp>
-#include <lav2/vision/visual_projector.hpp>
+#include <lav2/vision/visual_encoder.hpp>
 
 int main(int argc, char** argv) {
   if (argc != 7) {
@@ -27,10 +25,9 @@ int main(int argc, char** argv) {
     const auto loaded = model::load_model(argv[1], tokenizer.vocab_size(), argv[3]);
 
     // Image -> CLIP features [257, C] -> visual query [Q, dim] -> the adapter's prompts (once).
-    const auto clip = vision::ClipVisionModel::load(argv[4]);
-    const auto projector = vision::VisualProjector::from_tensors(loaded.adapter.tensors, argv[3]);
-    const Tensor<float> image = vision::preprocess_clip(vision::load_image(argv[5]));  // BGR, as trained
-    const Tensor<float> query = projector.encode(pool, clip.encode(pool, image));
+    const auto clip = std::make_shared<const vision::ClipVisionModel>(vision::ClipVisionModel::load(argv[4]));
+    const auto encoder = vision::VisualEncoder::from_adapter(clip, loaded.adapter.tensors, argv[3]);
+    const Tensor<float> query = encoder.encode_file(pool, argv[5]);  // BGR, as trained
 
     const std::string prompt = text::format_prompt(text::PromptTemplate::alpaca, argv[6]);
     const std::vector<int> ids = tokenizer.encode(prompt, /*bos=*/true, /*eos=*/false);

@@ -29,7 +29,7 @@ std::string error_of(Fn&& fn) {
 template <class T>
 std::shared_ptr<Tensor<T>> convert_view(AnyTensorView& view) {
   auto t = std::make_shared<Tensor<T>>(view.shape);
-  model::detail::walk_c_order(view, [&](std::int64_t i, float v) { (*t)[i] = from_f32<T>(v); });
+  io::detail::walk_c_order(view, [&](std::int64_t i, float v) { (*t)[i] = from_f32<T>(v); });
   view = AnyTensorView{dtype_of_v<T>, t->data(), t->shape(), contiguous_strides(t->shape())};
   return t;
 }

@@ -22,7 +22,7 @@ bool all_finite(const Tensor<float>& t) {
 TEST_CASE("random CLIP tower and projector: configured dims, finite and reproducible outputs") {
   ThreadPool pool(2);
   const auto tc = lav2::vision::clip_tiny_config();
-  const auto tower = lav2::vision::random_clip_vision<lav2::f16_t>(tc, pool);
+  const auto tower = lav2::vision::random_clip_vision(tc, lav2::DType::f16, pool);
   CHECK(tower.weight_dtype() == lav2::DType::f16);
   CHECK(tower.config().width == 64);
   CHECK(tower.config().n_layers == 2);
@@ -43,10 +43,10 @@ TEST_CASE("random CLIP tower and projector: configured dims, finite and reproduc
 
   // The same seed gives the same weights, another seed others.
   ThreadPool one(1);
-  const auto again = lav2::vision::random_clip_vision<lav2::f16_t>(tc, one);
+  const auto again = lav2::vision::random_clip_vision(tc, lav2::DType::f16, one);
   const Tensor<float> features_again = again.encode(pool, image);
   CHECK(std::memcmp(features.data(), features_again.data(), sizeof(float) * std::size_t(features.numel())) == 0);
-  const auto other = lav2::vision::random_clip_vision<lav2::f16_t>(tc, pool, /*seed=*/7);
+  const auto other = lav2::vision::random_clip_vision(tc, lav2::DType::f16, pool, /*seed=*/7);
   const Tensor<float> features_other = other.encode(pool, image);
   CHECK(std::memcmp(features.data(), features_other.data(), sizeof(float) * std::size_t(features.numel())) != 0);
 }

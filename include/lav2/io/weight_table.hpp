@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "lav2/tensor/shape.hpp"
 
@@ -58,5 +59,15 @@ struct TensorSpec {
   Missing missing = Missing::error;
   Group group = Group::base;
 };
+
+/// \brief The rows of a weights struct's table, in order: calls its for_each_tensor(w, args...,
+/// fn) (found by argument-dependent lookup in the struct's namespace) on a scratch struct.
+template <class Weights, class... Args>
+std::vector<TensorSpec> table_rows(const Args&... args) {
+  std::vector<TensorSpec> out;
+  Weights w;
+  for_each_tensor(w, args..., [&](const TensorSpec& spec, auto&) { out.push_back(spec); });
+  return out;
+}
 
 }  // namespace lav2::io

@@ -1,5 +1,6 @@
-// Loads Meta's LLaMA directory: params.json + consolidated.00.pth.
-// The checkpoint is memory-mapped; matrices stay in their stored dtype and are used in place.
+// Loads Meta's LLaMA directory: params.json + consolidated.00.pth, or the same tensors (Meta's
+// names) in model.safetensors / *.safetensors; io::open_tensor_file tells the format from the
+// bytes. The checkpoint is memory-mapped; matrices stay in their stored dtype and are used in place.
 #pragma once
 
 #include <algorithm>
@@ -12,29 +13,37 @@
 
 #include "lav2/core/error.hpp"
 #include "lav2/io/json_file.hpp"
-#include "lav2/io/torch_checkpoint.hpp"
+#include "lav2/io/tensor_file.hpp"
 #include "lav2/model/llama_config.hpp"
 #include "lav2/model/llama_weights.hpp"
 
 namespace lav2::model {
 
-/// \brief The single consolidated.*.pth of `dir`; several shards (model parallel, 13B+) are
-/// rejected because the official loader does not merge them either.
+/// \brief The single checkpoint of `dir`: consolidated.*.pth or *.safetensors. Several
+/// consolidated shards (model parallel, 13B+) are rejected because the official loader does not
+/// merge them either; a .pth next to a .safetensors is ambiguous and rejected too.
 inline std::string find_llama_checkpoint(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) LAV2_THROW(input_error, "--llama-dir '", dir, "' is not a directory");
-  std::vector<std::string> shards;
+  std::vector<std::string> shards, found;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
-    if (name.rfind("consolidated.", 0) == 0 && e.path().extension() == ".pth") shards.push_back(e.path().string());
+    const bool shard = name.rfind("consolidated.", 0) == 0 && e.path().extension() == ".pth";
+    if (shard) shards.push_back(e.path().string());
+    if (shard || e.path().extension() == ".safetensors") found.push_back(e.path().string());
   }
-  if (shards.empty()) LAV2_THROW(input_error, "LLaMA dir '", dir, "': no consolidated.*.pth checkpoint");
-  std::sort(shards.begin(), shards.end());
-  if (shards.size() > 1)
+  if (found.empty()) LAV2_THROW(input_error, "LLaMA dir '", dir, "': no consolidated.*.pth or *.safetensors checkpoint");
+  std::sort(found.begin(), found.end());
+  if (shards.size() > 1 && shards.size() == found.size())
     LAV2_THROW(input_error, "LLaMA dir '", dir, "': ", shards.size(),
                " model-parallel shards; only single-shard checkpoints (7B) are supported, as in the official code");
-  return shards.front();
+  if (found.size() > 1) {
+    std::string list;
+    for (const std::string& f : found) list += (list.empty() ? "'" : ", '") + fs::path(f).filename().string() + "'";
+    LAV2_THROW(input_error, "LLaMA dir '", dir, "': ", found.size(), " checkpoints (", list, "); expected one");
+  }
+  return found.front();
 }
 
 /// \brief Completes `c` from the tensors and checks every dim that the tensors imply:
@@ -76,11 +85,12 @@ inline void infer_dims_from_tensors(LlamaConfig& c, const io::TensorMap& t, cons
 struct LlamaDir {
   LlamaConfig config;
   std::string params_path, checkpoint_path;
-  std::shared_ptr<io::TorchCheckpoint> checkpoint;
-  io::TensorMap tensors;
+  std::string format;                      ///< the checkpoint's format (io::tensor_file_format_name)
+  io::TensorMap tensors;                   ///< Meta's names, views into the mapping
+  std::shared_ptr<const void> keep_alive;  ///< the mapping `tensors` point into
 };
 
-/// \brief Opens `dir` (params.json + consolidated.00.pth). \param tokenizer_vocab the tokenizer's
+/// \brief Opens `dir` (params.json + one checkpoint). \param tokenizer_vocab the tokenizer's
 /// size, which resolves vocab_size -1 and must equal the embedding rows (0: skip that check).
 inline LlamaDir open_llama_dir(const std::string& dir, int tokenizer_vocab) {
   namespace fs = std::filesystem;
@@ -92,8 +102,10 @@ inline LlamaDir open_llama_dir(const std::string& dir, int tokenizer_vocab) {
   const io::JsonFile params = io::read_json_file(d.params_path);
   d.config = parse_params_json(params.value, d.params_path);
   d.checkpoint_path = find_llama_checkpoint(dir);
-  d.checkpoint = std::make_shared<io::TorchCheckpoint>(d.checkpoint_path);
-  d.tensors = d.checkpoint->tensors();
+  io::TensorFile file = io::open_tensor_file(d.checkpoint_path);
+  d.format = file.format_name();
+  d.tensors = std::move(file.tensors);
+  d.keep_alive = std::move(file.keep_alive);
   infer_dims_from_tensors(d.config, d.tensors, d.checkpoint_path, d.params_path, tokenizer_vocab);
   return d;
 }

@@ -11,7 +11,6 @@
 //   parameters of get_trainable_params), and the forward pass reads them as f32.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "lav2/core/error.hpp"
+#include "lav2/io/weight_bind.hpp"
 #include "lav2/io/weight_table.hpp"
 #include "lav2/model/adapter_spec.hpp"
 #include "lav2/model/llama_config.hpp"
@@ -131,106 +131,12 @@ void for_each_tensor(LlamaWeights& w, const LlamaConfig& c, const AdapterSpec& s
 
 /// \brief The table of a model described by `s`, in order.
 inline std::vector<TensorSpec> tensor_table(const LlamaConfig& c, const AdapterSpec& s = {}) {
-  std::vector<TensorSpec> out;
-  LlamaWeights w;
-  for_each_tensor(w, c, s, [&](const TensorSpec& spec, auto&) { out.push_back(spec); });
-  return out;
+  return io::table_rows<LlamaWeights>(c, s);
 }
 
 /// \brief Looks a tensor up by its table name; returns nullptr when no source has it.
 using TensorLookup = std::function<const AnyTensorView*(const std::string& name)>;
 
-namespace detail {
-/// Reads element `off` of a float tensor as f32.
-inline float read_f32(const AnyTensorView& src, std::int64_t off) {
-  switch (src.dtype) {
-    case DType::f32: return static_cast<const float*>(src.data)[off];
-    case DType::f16: return f16_to_f32(static_cast<const std::uint16_t*>(src.data)[off]);
-    case DType::bf16: return bf16_to_f32(static_cast<const std::uint16_t*>(src.data)[off]);
-    default: return 0.0f;
-  }
-}
-
-/// Walks `src` in C order through its strides, calling put(flat index, value as f32).
-template <class Put>
-void walk_c_order(const AnyTensorView& src, Put&& put) {
-  const std::int64_t n = src.numel();
-  std::array<std::int64_t, kMaxRank> idx{};
-  for (std::int64_t flat = 0; flat < n; ++flat) {
-    std::int64_t off = 0;
-    for (int d = 0; d < src.shape.rank; ++d) off += idx[std::size_t(d)] * src.strides[std::size_t(d)];
-    put(flat, read_f32(src, off));
-    for (int d = src.shape.rank - 1; d >= 0; --d) {
-      if (++idx[std::size_t(d)] < src.shape[d]) break;
-      idx[std::size_t(d)] = 0;
-    }
-  }
-}
-
-inline void require_float(const AnyTensorView& src, const std::string& file, const std::string& name) {
-  if (!is_matmul_dtype(src.dtype))
-    LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", name, "' has dtype ", dtype_name(src.dtype),
-               ", expected a floating-point type (f32, f16, bf16)");
-}
-
-inline bool is_dense(const AnyTensorView& src) {
-  std::int64_t expect = 1;
-  for (int i = src.shape.rank - 1; i >= 0; --i) {
-    if (src.shape[i] != 1 && src.strides[std::size_t(i)] != expect) return false;
-    expect *= src.shape[i];
-  }
-  return true;
-}
-
-/// Binds a small tensor as f32: in place when it is dense f32, else through a converted copy.
-inline void bind_tensor(TensorView<const float>& slot, const AnyTensorView& src, const std::string& file,
-                        const std::string& name, std::vector<std::shared_ptr<const void>>& owned) {
-  require_float(src, file, name);
-  if (src.dtype == DType::f32 && is_dense(src)) {
-    slot = TensorView<const float>(static_cast<const float*>(src.data), src.shape);
-    return;
-  }
-  auto copy = std::make_shared<Tensor<float>>(src.shape);
-  walk_c_order(src, [&](std::int64_t i, float v) { (*copy)[i] = v; });
-  slot = TensorView<const float>(copy->data(), copy->shape());
-  owned.push_back(std::move(copy));
-}
-
-/// Binds a frozen matrix in its stored dtype: in place when its rows are dense; otherwise (a view
-/// with padded or transposed strides, which the kernels cannot read) copied once into dense rows
-/// of the same dtype, so no value changes.
-inline void bind_tensor(MatPtr& slot, const AnyTensorView& src, const std::string& file, const std::string& name,
-                        std::vector<std::shared_ptr<const void>>& owned) {
-  require_float(src, file, name);
-  const std::int64_t rows = src.shape[0], cols = src.shape.rank > 1 ? src.numel() / std::max<std::int64_t>(rows, 1) : 1;
-  if (is_dense(src)) {
-    slot = MatPtr(src.dtype, src.data, rows, cols, cols);
-    return;
-  }
-  auto store = [&](auto tag) {
-    using T = decltype(tag);
-    auto copy = std::make_shared<Tensor<T>>(src.shape);
-    walk_c_order(src, [&](std::int64_t i, float v) { (*copy)[i] = from_f32<T>(v); });  // exact: same dtype
-    slot = MatPtr::of(copy->data(), rows, cols);
-    owned.push_back(std::move(copy));
-  };
-  if (src.dtype == DType::f32) store(float{});
-  else if (src.dtype == DType::f16) store(f16_t{});
-  else store(bf16_t{});
-}
-
-/// Binds `slot` to a new tensor of `shape` filled with `value` (a missing optional tensor).
-inline void bind_constant(TensorView<const float>& slot, const Shape& shape, float value,
-                          std::vector<std::shared_ptr<const void>>& owned) {
-  auto t = std::make_shared<Tensor<float>>(shape);
-  for (auto& x : *t) x = value;
-  slot = TensorView<const float>(t->data(), t->shape());
-  owned.push_back(std::move(t));
-}
-inline void bind_constant(MatPtr&, const Shape&, float, std::vector<std::shared_ptr<const void>>&) {
-  LAV2_ASSERT(false && "frozen matrices are never optional");
-}
-}  // namespace detail
 
 /// \brief Binds every tensor of the table from `lookup`, checking presence, shape and dtype.
 /// `file` names the source in messages (the lookup may merge several files).
@@ -238,18 +144,7 @@ inline LlamaWeights bind_llama_weights(const LlamaConfig& c, const AdapterSpec& 
                                        const std::string& file) {
   LlamaWeights w;
   for_each_tensor(w, c, s, [&](const TensorSpec& spec, auto& slot) {
-    const AnyTensorView* t = lookup(spec.name);
-    if (!t) {
-      if (spec.missing == Missing::error)
-        LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", spec.name, "' is missing (expected shape ",
-                   spec.shape.to_string(), ")");
-      detail::bind_constant(slot, spec.shape, spec.missing == Missing::ones ? 1.0f : 0.0f, w.owned);
-      return;
-    }
-    if (t->shape != spec.shape)
-      LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", spec.name, "' has shape ", t->shape.to_string(),
-                 ", expected ", spec.shape.to_string());
-    detail::bind_tensor(slot, *t, file, spec.name, w.owned);
+    io::bind_row(slot, spec, spec.name, lookup(spec.name), file, w.owned);
   });
   return w;
 }

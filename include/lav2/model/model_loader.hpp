@@ -3,8 +3,8 @@
 // Adapter checkpoint layouts (read from data.pkl, never guessed from the file name):
 //   V2 (official, and lav2's own): {'model': {name: tensor}, 'config': {...}}. LLaMA-side names
 //     carry the prefix 'llama.' ('llama.layers.3.attention.wq.bias'); 'adapter_query.weight' and
-//     the visual branch ('clip_proj.*', 'visual_query.weight', 'visual_blocks.*', 'visual_proj*')
-//     have none. config: official keys w_bias (ignored, as officially: the finetune-phase model
+//     the visual branch (vision::projector_table: 'clip_proj.*', 'visual_query.weight',
+//     'visual_blocks.*', 'visual_proj*') have none. config: official keys w_bias (ignored, as officially: the finetune-phase model
 //     always has biases), w_lora, lora_rank; lav2's keys adapter (v2|v1|none), bias_set
 //     (official|all), scale_mode (none|input|output), fusion_mode (all_adapter_layers|first_k|
 //     paper_early), fusion_depth, query_len, query_layer.
@@ -33,6 +33,7 @@
 #include "lav2/model/adapter_spec.hpp"
 #include "lav2/model/llama_loader.hpp"
 #include "lav2/model/llama_model.hpp"
+#include "lav2/vision/projector_weights.hpp"  // the projector's keys: a leaf header (core, tensor, io only)
 
 namespace lav2::model {
 
@@ -72,12 +73,6 @@ inline std::string config_str(const io::Value* cfg, const char* key, const std::
   std::string list;
   for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
   LAV2_THROW(load_error, "checkpoint '", file, "': config '", key, "' is '", v->as_str(), "', expected one of ", list);
-}
-
-inline bool is_visual_branch_key(const std::string& k) {
-  for (const char* p : {"clip_proj.", "clip_proj_norm.", "visual_query.", "visual_blocks.", "visual_proj.", "visual_proj_norm."})
-    if (k.rfind(p, 0) == 0) return true;
-  return false;
 }
 
 /// A size read from a shape, confirmed by the config where it names it.
@@ -240,7 +235,7 @@ inline LlamaModel build_model(const std::shared_ptr<const LlamaDir>& base, const
       LAV2_THROW(load_error, "checkpoint '", base->checkpoint_path, "': unexpected tensor '", name, "' ", view.shape.to_string());
   if (adapter)
     for (const auto& [name, view] : adapter->tensors)
-      if (!used.count(name) && !(spec.takes_visual() && detail::is_visual_branch_key(name)))
+      if (!used.count(name) && !(spec.takes_visual() && vision::is_projector_key(name)))
         LAV2_THROW(load_error, "checkpoint '", adapter->path, "': unexpected tensor '", name, "' ", view.shape.to_string(),
                    " for ", spec.describe());
   w.owned.push_back(base);

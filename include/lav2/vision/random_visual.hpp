@@ -21,21 +21,6 @@
 
 namespace lav2::vision {
 
-/// \brief OpenAI's ViT-L/14 at 224 px: width 1024, 24 resblocks, 16 heads, patch 14, out 768.
-inline ClipVisionConfig clip_vit_l14_config() {
-  ClipVisionConfig c;
-  c.width = 1024, c.n_layers = 24, c.n_heads = 16, c.hidden_dim = 4096, c.patch = 14, c.grid = 16, c.out_dim = 768;
-  return c;
-}
-
-/// \brief The projector of the released 7B checkpoints: 768 wide, 8 blocks, 16 heads, MLP 3072,
-/// Q = 10 queries, LLaMA dim 4096.
-inline VisualProjectorConfig projector_7b_config() {
-  VisualProjectorConfig c;
-  c.clip_dim = 768, c.width = 768, c.n_queries = 10, c.n_blocks = 8, c.hidden_dim = 3072, c.dim = 4096, c.n_heads = 16;
-  return c;
-}
-
 /// \brief A test-size tower at the real image geometry (224 px, patch 14, 257 tokens): width
 /// 64 (one head), 2 resblocks, MLP 256, out 32. `lav2 bench --random-model tiny --image`.
 inline ClipVisionConfig clip_tiny_config() {
@@ -76,25 +61,33 @@ struct RandomTensors {
     owned.push_back(std::move(t));
   }
 
-  /// Adds every tensor a weights struct binds, in the dtype of its slot: `for_each` is the
-  /// loader's own table (name, shape, TensorView<const T>& slot), so the names always match.
+  /// Adds `name` in a run-time dtype (f32, f16 or bf16).
+  void add(ThreadPool& pool, const std::string& name, const Shape& shape, DType dtype) {
+    if (dtype == DType::f16) add<f16_t>(pool, name, shape);
+    else if (dtype == DType::bf16) add<bf16_t>(pool, name, shape);
+    else add<float>(pool, name, shape);
+  }
+
+  /// Adds every row of a weights struct's table (`for_each` is the loader's own for_each_tensor,
+  /// so the names always match): matrices (MatPtr slots) in `matrix_dtype`, the small tensors
+  /// (f32 slots) in f32, as the loader keeps them.
   template <class ForEach>
-  void add_all(ThreadPool& pool, const std::string& prefix, ForEach&& for_each) {
-    for_each([&](const std::string& name, const Shape& shape, auto& slot) {
-      using T = std::remove_const_t<std::remove_pointer_t<decltype(slot.data())>>;
-      add<T>(pool, prefix + name, shape);
+  void add_all(ThreadPool& pool, const std::string& prefix, DType matrix_dtype, ForEach&& for_each) {
+    for_each([&](const io::TensorSpec& spec, auto& slot) {
+      constexpr bool matrix = std::is_same_v<std::decay_t<decltype(slot)>, MatPtr>;
+      add(pool, prefix + spec.name, spec.shape, matrix ? matrix_dtype : DType::f32);
     });
   }
 };
 
-/// \brief A tower of config `c` whose matrices are W (f16 as in OpenAI's archive, or f32); the
-/// embeddings, norms and biases are f32, as the loader keeps them.
-template <class W>
-ClipVisionModel random_clip_vision(const ClipVisionConfig& c, ThreadPool& pool, std::uint64_t seed = 1) {
+/// \brief A tower of config `c` whose matrices are `matrix_dtype` (f16 as in OpenAI's archive,
+/// bf16 or f32); the embeddings, norms and biases are f32, as the loader keeps them.
+inline ClipVisionModel random_clip_vision(const ClipVisionConfig& c, DType matrix_dtype, ThreadPool& pool,
+                                          std::uint64_t seed = 1) {
   auto r = std::make_shared<RandomTensors>();
   r->seed = seed;
-  ClipVisionWeights<W> layout;  // only enumerated: names, shapes, dtypes
-  r->add_all(pool, "visual.", [&](auto&& fn) { for_each_tensor(layout, c, fn); });
+  ClipVisionWeights layout;  // only enumerated: names, shapes, slot kinds
+  r->add_all(pool, "visual.", matrix_dtype, [&](auto&& fn) { for_each_tensor(layout, c, fn); });
   const io::TensorMap& map = r->map;
   return ClipVisionModel::from_tensors(map, "random CLIP vision tower", r);
 }
@@ -104,7 +97,7 @@ inline VisualProjector random_visual_projector(const VisualProjectorConfig& c, T
   auto r = std::make_shared<RandomTensors>();
   r->seed = seed;
   VisualProjectorWeights layout;
-  r->add_all(pool, "", [&](auto&& fn) { for_each_tensor(layout, c, fn); });
+  r->add_all(pool, "", DType::f32, [&](auto&& fn) { for_each_tensor(layout, c, fn); });
   const io::TensorMap& map = r->map;
   return VisualProjector::from_tensors(map, "random visual projector", c.n_heads, r);
 }

@@ -1,5 +1,5 @@
 // Internals shared by the CLIP tower (clip_vit.hpp) and the visual projector
-// (visual_projector.hpp): binding checkpoint tensors to typed views, and the token-batched steps
+// (visual_projector.hpp): binding a weight table from named tensors, and the token-batched steps
 // of a pre-norm ViT block. Every step works on all tokens at once ([n_tokens, width] row-major),
 // so each linear is one GEMM with M = n_tokens.
 #pragma once
@@ -14,55 +14,23 @@
 #include "lav2/core/error.hpp"
 #include "lav2/core/thread_pool.hpp"
 #include "lav2/io/tensor_map.hpp"
+#include "lav2/io/weight_bind.hpp"
 #include "lav2/kernels/dispatch.hpp"
+#include "lav2/tensor/mat_ptr.hpp"
 #include "lav2/tensor/tensor.hpp"
+#include "lav2/vision/vit_block_weights.hpp"
 
 namespace lav2::vision::detail {
 
-/// Converts a float tensor of any dtype (f32/f16/bf16) and strides to a contiguous Tensor<T>.
-template <class T>
-std::shared_ptr<Tensor<T>> convert_tensor(const AnyTensorView& src, const std::string& file, const std::string& name) {
-  if (src.dtype != DType::f32 && src.dtype != DType::f16 && src.dtype != DType::bf16)
-    LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", name, "' has dtype ", dtype_name(src.dtype),
-               ", expected f32, f16 or bf16");
-  auto out = std::make_shared<Tensor<T>>(src.shape);
-  const std::int64_t n = src.numel();
-  std::int64_t idx[kMaxRank] = {};
-  for (std::int64_t flat = 0; flat < n; ++flat) {
-    std::int64_t off = 0;
-    for (int d = 0; d < src.shape.rank; ++d) off += idx[d] * src.strides[std::size_t(d)];
-    float v = 0.0f;
-    if (src.dtype == DType::f32) v = static_cast<const float*>(src.data)[off];
-    else if (src.dtype == DType::f16) v = f16_to_f32(static_cast<const std::uint16_t*>(src.data)[off]);
-    else v = bf16_to_f32(static_cast<const std::uint16_t*>(src.data)[off]);
-    (*out)[flat] = from_f32<T>(v);
-    for (int d = src.shape.rank - 1; d >= 0; --d) {
-      if (++idx[d] < src.shape[d]) break;
-      idx[d] = 0;
-    }
-  }
-  return out;
-}
-
-/// Looks `name` up in `t` and checks its shape; binds `slot` in place when the dtype is `T` and
-/// the layout contiguous, else to a converted copy kept in `owned`.
-template <class T>
-void bind(TensorView<const T>& slot, const io::TensorMap& t, const std::string& name, const Shape& shape,
-          const std::string& file, std::vector<std::shared_ptr<const void>>& owned) {
-  const auto it = t.find(name);
-  if (it == t.end())
-    LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", name, "' is missing (expected shape ", shape.to_string(), ")");
-  const AnyTensorView& src = it->second;
-  if (src.shape != shape)
-    LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", name, "' has shape ", src.shape.to_string(), ", expected ",
-               shape.to_string());
-  if (src.dtype == dtype_of_v<T> && TensorView<const T>(static_cast<const T*>(src.data), src.shape, src.strides).is_contiguous()) {
-    slot = TensorView<const T>(static_cast<const T*>(src.data), src.shape);
-    return;
-  }
-  auto copy = convert_tensor<T>(src, file, name);
-  slot = TensorView<const T>(copy->data(), copy->shape());
-  owned.push_back(std::move(copy));
+/// Binds every row of `w`'s table (its for_each_tensor) from `t`, keys `prefix` + the table
+/// name, checking presence, shape and dtype; converted copies go to w.owned.
+template <class Weights, class Config>
+void bind_weights(Weights& w, const Config& c, const io::TensorMap& t, const std::string& prefix, const std::string& file) {
+  for_each_tensor(w, c, [&](const io::TensorSpec& spec, auto& slot) {
+    const std::string name = prefix + spec.name;
+    const auto it = t.find(name);
+    io::bind_row(slot, spec, name, it == t.end() ? nullptr : &it->second, file, w.owned);
+  });
 }
 
 /// The shape of `name` in `t`, or a load_error naming what it was needed for.
@@ -89,12 +57,12 @@ inline void layernorm_rows(ThreadPool& pool, float* out, const float* x, const f
   }, 16);
 }
 
-/// out[M, N] = x[M, K] · w[N, K]^T + bias[N] (nn.Linear); bias may be null. With `residual`,
-/// out += that instead (x = x + f(x) of a pre-norm block), fused into the GEMM's store.
-template <class W>
-void linear(ThreadPool& pool, float* out, const float* x, const W* w, const float* bias, std::int64_t M,
-            std::int64_t N, std::int64_t K, bool residual = false) {
-  kernels::matmul(pool, out, x, w, M, N, K, kernels::Epilogue{bias, residual});
+/// out[M, N] = x[M, K] · w[N, K]^T + bias[N] (nn.Linear), w a (N, K) handle of any matmul
+/// dtype; bias may be null. With `residual`, out += that instead (x = x + f(x) of a pre-norm
+/// block), fused into the GEMM's store.
+inline void linear(ThreadPool& pool, float* out, const float* x, const MatPtr& w, const TensorView<const float>& bias,
+                   std::int64_t M, bool residual = false) {
+  kernels::matmul(pool, out, x, w, M, kernels::Epilogue{bias.data(), residual});
 }
 
 /// Multi-head self-attention without mask over `qkv` [n_tokens, 3*width] (rows q | k | v, heads
@@ -137,6 +105,39 @@ inline void self_attention(ThreadPool& pool, float* out, const float* qkv, std::
         std::memcpy(out + i * width + h * hd, o + i * hd, std::size_t(hd) * sizeof(float));
     }
   });
+}
+
+/// The activation between a block's fc1 and fc2: CLIP's QuickGELU, timm's exact erf GELU.
+enum class MlpActivation { quick_gelu, gelu_erf };
+
+/// The buffers of vit_block for up to `n_tokens` rows, allocated once per forward pass.
+struct VitScratch {
+  Tensor<float> h, qkv, att, f;  // [N, width], [N, 3 width], [N, width], [N, hidden]
+  VitScratch(std::int64_t n_tokens, std::int64_t width, std::int64_t hidden)
+      : h(Shape{n_tokens, width}), qkv(Shape{n_tokens, 3 * width}), att(Shape{n_tokens, width}),
+        f(Shape{n_tokens, std::max<std::int64_t>(hidden, 1)}) {}
+};
+
+/// One pre-norm block on x [n_tokens, width] (width and hidden from the weights):
+///   x = x + proj(MHA(norm1(x)));  x = x + fc2(act(fc1(norm2(x))))   LayerNorm eps 1e-5
+/// Keys and values come from all n_tokens rows; only the first `rows_out` rows are queried and
+/// updated (the projector's last block needs only its Q query rows; the others would be dropped).
+inline void vit_block(ThreadPool& pool, const VitBlockWeights& b, float* x, VitScratch& s, std::int64_t n_tokens,
+                      std::int64_t rows_out, std::int64_t n_heads, MlpActivation act) {
+  constexpr float kEps = 1e-5f;
+  const std::int64_t C = b.qkv_weight.cols, H = b.fc1_weight.rows;
+  layernorm_rows(pool, s.h.data(), x, b.norm1_weight.data(), b.norm1_bias.data(), n_tokens, C, kEps);
+  linear(pool, s.qkv.data(), s.h.data(), b.qkv_weight, b.qkv_bias, n_tokens);
+  self_attention(pool, s.att.data(), s.qkv.data(), n_tokens, rows_out, C, n_heads);
+  linear(pool, x, s.att.data(), b.proj_weight, b.proj_bias, rows_out, /*residual=*/true);
+  layernorm_rows(pool, s.h.data(), x, b.norm2_weight.data(), b.norm2_bias.data(), rows_out, C, kEps);
+  linear(pool, s.f.data(), s.h.data(), b.fc1_weight, b.fc1_bias, rows_out);
+  pool.parallel_for(rows_out, [&](std::int64_t r0, std::int64_t r1) {
+    float* f = s.f.data() + r0 * H;
+    if (act == MlpActivation::quick_gelu) kernels::quick_gelu(f, (r1 - r0) * H);
+    else kernels::gelu_erf(f, (r1 - r0) * H);
+  }, 16);
+  linear(pool, x, s.f.data(), b.fc2_weight, b.fc2_bias, rows_out, /*residual=*/true);
 }
 
 }  // namespace lav2::vision::detail
