@@ -1,5 +1,5 @@
 // `lav2 info`: parameter counts per group for a named preset or a real checkpoint, computed from the
-// weight tables (spec section 10).
+// weight tables (docs/model.md).
 //   lav2 info --preset 7b-bias | 7b-lora-bias | 7b-v1 | 65b-chat | 65b-paper-scale [--json]
 //   lav2 info --llama-dir DIR [--adapter FILE] [--json]
 #include <algorithm>
@@ -65,7 +65,7 @@ Described from_preset(const std::string& name) {
     LAV2_THROW(input_error, "--preset '", name, "' is not one of 7b-bias, 7b-lora-bias, 7b-v1, 65b-chat, 65b-paper-scale");
   }
   model::ParamCounts counts = model::count_llama_params(c, spec);
-  // The official visual branch of the multimodal 7B (spec 4.2): 768 wide, 8 blocks, mlp 3072, Q 10.
+  // The official visual branch of the multimodal 7B (docs/vision.md): 768 wide, 8 blocks, mlp 3072, Q 10.
   if (visual) {
     vision::VisualProjectorConfig v = vision::projector_7b_config();
     v.dim = c.dim;
@@ -91,7 +91,7 @@ int run_info(const InfoArgs& a) {
   if (!a.adapter.empty() && a.llama_dir.empty()) LAV2_THROW(input_error, "--adapter needs --llama-dir");
   const Described d = a.preset.empty() ? from_checkpoint(a) : from_preset(a.preset);
   const model::ParamCounts& n = d.counts;
-  // The official phases' disjoint groups (spec 3.3): pre-train trains prompts, gates and the
+  // The official phases' disjoint groups (docs/model.md): pre-train trains prompts, gates and the
   // visual branch; fine-tune trains biases and norms.
   std::int64_t pretrain = 0, finetune = 0;
   for (int g = 0; g < io::kGroupCount; ++g) {

@@ -1,5 +1,5 @@
-"""PyTorch reference of LLaMA-Adapter V2's LLM side, written from lav2's spec
-(../shared/reference/llama-adapter-v2-official.md sections 2, 3, 5, 10, 11), in float32 on the CPU.
+"""PyTorch reference of LLaMA-Adapter V2's LLM side
+(as docs/model.md states the official release's behaviour), in float32 on the CPU.
 
 It extends LlamaRef with every variant lav2 supports, chosen by a config dict that uses the official
 keys (w_bias, w_lora, lora_rank) plus lav2's own (absent in official checkpoints):

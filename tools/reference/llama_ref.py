@@ -1,5 +1,5 @@
-"""A small, readable PyTorch reference of Meta's LLaMA-1 forward pass, written from lav2's spec
-(../shared/reference/llama-adapter-v2-official.md, section 1). It computes in float32 on the CPU and
+"""A small, readable PyTorch reference of Meta's LLaMA-1 forward pass, written from the official
+release's behaviour as docs/model.md states it. It computes in float32 on the CPU and
 works on a plain state_dict, so the tests can compare lav2 with it tensor by tensor.
 
     params = {"dim", "n_layers", "n_heads", "norm_eps", "multiple_of", "vocab_size"}

@@ -158,7 +158,7 @@ def clip_state_dict(seed=20240601):
 
 def adapter_visual_state_dict(seed=20240602, clip_dim=OUT_DIM, width=V_WIDTH, depth=V_DEPTH, mlp=V_MLP,
                               query_len=QUERY_LEN, llama_dim=LLAMA_DIM):
-    """The adapter checkpoint's visual tensors (spec 5.2 names), fp32."""
+    """The adapter checkpoint's visual tensors (the official checkpoint names), fp32."""
     g = torch.Generator().manual_seed(seed)
     lin = lambda o, i: torch.randn(o, i, generator=g) / i ** 0.5  # noqa: E731
     vec = lambda n, s=0.1: s * torch.randn(n, generator=g)  # noqa: E731

@@ -1,6 +1,6 @@
 // One row format for every weight table (LLaMA, the adapter, the visual projector, the CLIP
 // tower): the checkpoint name, the expected shape, what a missing tensor becomes, and the
-// parameter group, which carries the official trainable sets (spec section 3.3). Loading,
+// parameter group, which carries the official trainable sets (docs/model.md). Loading,
 // validation, parameter counts, `lav2 info` and training all read these rows; no list of names
 // is typed twice.
 #pragma once

@@ -1,4 +1,4 @@
-// The CLIP ViT image tower as LLaMA-Adapter V2 calls it (`clip_encode_image`, spec section 4.1):
+// The CLIP ViT image tower as LLaMA-Adapter V2 calls it (`clip_encode_image`, docs/vision.md):
 //
 //   x  = conv1(image)                    patch embedding, stride = kernel = patch (14): a GEMM of
 //                                        the [grid*grid, 3*patch*patch] unfolded patches with

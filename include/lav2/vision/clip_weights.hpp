@@ -1,4 +1,4 @@
-// The weight table of the CLIP vision tower (OpenAI's `visual` module, spec section 4.1): its
+// The weight table of the CLIP vision tower (OpenAI's `visual` module, docs/vision.md): its
 // run-time dims, the weights struct and the one for_each_tensor() that lists every tensor with
 // its name, shape and group (io::Group::clip: frozen in every official phase). Loading
 // (clip_vit.hpp), the random tower (random_visual.hpp) and tests all read this table.

@@ -1,4 +1,4 @@
-// The weight table of LLaMA-Adapter V2's visual projector (spec section 4.2): its run-time dims,
+// The weight table of LLaMA-Adapter V2's visual projector (docs/vision.md): its run-time dims,
 // the weights struct and the one for_each_tensor() that lists every tensor with its name (keys of
 // the adapter checkpoint's 'model' dict), shape and group (io::Group::visual: trained in the
 // pre-train phase, spec 3.3). Loading (visual_projector.hpp), the model loader's key check

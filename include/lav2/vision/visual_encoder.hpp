@@ -1,4 +1,4 @@
-// The whole visual branch of LLaMA-Adapter V2 (spec sections 4.1-4.2): an image, or the all-zero
+// The whole visual branch of LLaMA-Adapter V2 (docs/vision.md): an image, or the all-zero
 // normalised image of the text-only path, -> CLIP features [n_tokens, clip_dim] -> the visual
 // query [Q, dim] that the adapter adds to its prompts. The CLIP tower is frozen and large, so it
 // is held by shared_ptr and may serve several encoders (one per adapter); the projector belongs

@@ -1,4 +1,4 @@
-// LLaMA-Adapter V2's visual projector (`forward_visual` after clip_encode_image, spec section 4.2):
+// LLaMA-Adapter V2's visual projector (`forward_visual` after clip_encode_image, docs/vision.md):
 //
 //   f  = clip_proj_norm(clip_proj(clip_features))          [n_tokens, width]  Linear + LN
 //   x  = [visual_query.weight; f]                          [Q + n_tokens, width], queries FIRST
