@@ -12,6 +12,7 @@
 #include <lav2/io/npy.hpp>
 
 #include "cli/cli_runner.hpp"
+#include "common/compare.hpp"
 
 namespace fs = std::filesystem;
 
@@ -43,7 +44,7 @@ TEST_CASE("generate --dump writes the contract's files, equal to the golden refe
     const auto got = lav2::io::read_npy_as<float>((dump / f).string());
     const auto want = lav2::io::read_npy_as<float>(golden + f);
     REQUIRE(got.shape() == want.shape());
-    for (std::int64_t i = 0; i < got.numel(); ++i) REQUIRE(std::abs(got[i] - want[i]) <= 1e-4f);
+    CHECK(lav2::test::max_abs_diff(got, want) <= 1e-4);
   }
   std::ifstream p(dump / "prompt.txt", std::ios::binary), q(golden + "prompt.txt", std::ios::binary);
   CHECK(std::string(std::istreambuf_iterator<char>(p), {}) == std::string(std::istreambuf_iterator<char>(q), {}));

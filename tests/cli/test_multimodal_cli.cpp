@@ -12,6 +12,7 @@
 #include <lav2/io/npy.hpp>
 
 #include "cli/cli_runner.hpp"
+#include "common/compare.hpp"
 
 namespace fs = std::filesystem;
 
@@ -21,12 +22,10 @@ const std::string kData = LAV2_TEST_DATA_DIR;
 using Result = lav2::test::CliResult;
 Result run(const std::string& args) { return lav2::test::run_cli(args); }
 
-float max_diff(const std::string& a, const std::string& b) {
+double max_diff(const std::string& a, const std::string& b) {
   const auto x = lav2::io::read_npy_as<float>(a), y = lav2::io::read_npy_as<float>(b);
   REQUIRE(x.numel() == y.numel());  // the dumps carry a leading batch dim of 1
-  float m = 0.0f;
-  for (std::int64_t i = 0; i < x.numel(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
+  return lav2::test::max_abs_diff(x.data(), y.data(), x.numel());  // NaN on any non-finite value
 }
 
 const std::string kBase = "generate --llama-dir '" + kData + "/tiny_llama/tiny' --prompt 'What is in the image?' "

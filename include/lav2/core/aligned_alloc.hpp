@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <new>
+#include <vector>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -46,5 +47,25 @@ struct AlignedDeleter {
   std::size_t bytes = 0;
   void operator()(void* p) const { aligned_free(p, bytes); }
 };
+
+/// \brief std::allocator replacement over aligned_alloc_bytes: vectors of scratch rows start on a
+/// cache line (or a huge page), as the kernels' vector loads and stores prefer.
+template <class T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <class U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(aligned_alloc_bytes(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) { aligned_free(p, n * sizeof(T)); }
+  template <class U>
+  bool operator==(const AlignedAllocator<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const AlignedAllocator<U>&) const { return false; }
+};
+
+/// \brief A std::vector whose data is aligned as aligned_alloc_bytes aligns it.
+template <class T>
+using AlignedVector = std::vector<T, AlignedAllocator<T>>;
 
 }  // namespace lav2

@@ -150,7 +150,7 @@ class LlamaModel {
     }
   }
 
-  static void grow(std::vector<float>& v, std::size_t n) {
+  static void grow(AlignedVector<float>& v, std::size_t n) {
     if (v.size() < n) v.resize(n);
   }
 

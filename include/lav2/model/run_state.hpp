@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "lav2/core/aligned_alloc.hpp"
 #include "lav2/model/kv_cache.hpp"
 #include "lav2/tensor/tensor.hpp"
 
@@ -51,7 +52,7 @@ class RunState {
   std::vector<float> gates_;                          // (n_layers, n_heads)
   // Scratch, (rows, dim) or (rows, hidden_dim): residual stream, normed input, q, k, v, attention
   // output, the FFN halves, the tuning's temporaries; RoPE cos / sin rows (rows, head_dim / 2).
-  std::vector<float> x_, xb_, q_, k_, v_, att_, h1_, h3_, tmp_, scaled_, lora_mid_, lora_out_, rope_cos_, rope_sin_;
+  AlignedVector<float> x_, xb_, q_, k_, v_, att_, h1_, h3_, tmp_, scaled_, lora_mid_, lora_out_, rope_cos_, rope_sin_;
 };
 
 }  // namespace lav2::model
