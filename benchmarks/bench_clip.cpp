@@ -85,8 +85,26 @@ void BM_projector(benchmark::State& st) {
 
 }  // namespace
 
-BENCHMARK_TEMPLATE(BM_clip_tower, lav2::f16_t)->Name("clip_vit_l14/f16")->Arg(1)->Arg(2)->Unit(benchmark::kSecond)->UseRealTime()->MinTime(5);
-BENCHMARK_TEMPLATE(BM_clip_tower, float)->Name("clip_vit_l14/f32")->Arg(1)->Arg(2)->Unit(benchmark::kSecond)->UseRealTime()->MinTime(5);
-BENCHMARK(BM_projector)->Name("visual_projector/f32")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2);
+BENCHMARK_TEMPLATE(BM_clip_tower, lav2::f16_t)
+    ->Name("clip_vit_l14/f16")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime()
+    ->MinTime(5);
+BENCHMARK_TEMPLATE(BM_clip_tower, float)
+    ->Name("clip_vit_l14/f32")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime()
+    ->MinTime(5);
+BENCHMARK(BM_projector)
+    ->Name("visual_projector/f32")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2);
 
 BENCHMARK_MAIN();

@@ -144,9 +144,18 @@ std::string data_pkl(const std::vector<Spec>& specs) {
 }
 
 // ---- ZIP64 writer for STORED entries whose data may be left as a hole --------------------------
-void put16(std::string& b, std::uint32_t v) { b += char(v & 0xff); b += char((v >> 8) & 0xff); }
-void put32(std::string& b, std::uint32_t v) { put16(b, v & 0xffff); put16(b, v >> 16); }
-void put64(std::string& b, std::uint64_t v) { put32(b, std::uint32_t(v)); put32(b, std::uint32_t(v >> 32)); }
+void put16(std::string& b, std::uint32_t v) {
+  b += char(v & 0xff);
+  b += char((v >> 8) & 0xff);
+}
+void put32(std::string& b, std::uint32_t v) {
+  put16(b, v & 0xffff);
+  put16(b, v >> 16);
+}
+void put64(std::string& b, std::uint64_t v) {
+  put32(b, std::uint32_t(v));
+  put32(b, std::uint32_t(v >> 32));
+}
 
 bool pwrite_all(int fd, const std::string& s, std::uint64_t off) {
   std::size_t done = 0;
@@ -162,16 +171,21 @@ bool pwrite_all(int fd, const std::string& s, std::uint64_t off) {
 std::string write_sparse_checkpoint(const std::string& path) {
   const auto specs = llama7b_specs();
   const std::string pkl = data_pkl(specs);
-  struct Entry { std::string name; std::uint64_t size, offset; std::uint32_t crc; };
+  struct Entry {
+    std::string name;
+    std::uint64_t size, offset;
+    std::uint32_t crc;
+  };
   std::vector<Entry> entries;
-  entries.push_back({"consolidated/data.pkl", pkl.size(), 0, lav2::io::detail::crc32(
-      reinterpret_cast<const unsigned char*>(pkl.data()), pkl.size())});
+  entries.push_back({"consolidated/data.pkl", pkl.size(), 0,
+                     lav2::io::detail::crc32(reinterpret_cast<const unsigned char*>(pkl.data()), pkl.size())});
   for (std::size_t k = 0; k < specs.size(); ++k) {
     std::uint64_t n = 2;
     for (std::int64_t d : specs[k].shape) n *= std::uint64_t(d);
     entries.push_back({"consolidated/data/" + std::to_string(k), n, 0, 0});  // CRC not computed (data is a hole)
   }
-  entries.push_back({"consolidated/version", 2, 0, lav2::io::detail::crc32(reinterpret_cast<const unsigned char*>("3\n"), 2)});
+  entries.push_back(
+      {"consolidated/version", 2, 0, lav2::io::detail::crc32(reinterpret_cast<const unsigned char*>("3\n"), 2)});
 
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return "cannot create " + path + ": " + std::strerror(errno);
@@ -179,46 +193,105 @@ std::string write_sparse_checkpoint(const std::string& path) {
   for (Entry& e : entries) {
     e.offset = off;
     std::string h;
-    put32(h, 0x04034b50u); put16(h, 45); put16(h, 0); put16(h, 0); put16(h, 0); put16(h, 0x21);
-    put32(h, e.crc); put32(h, 0xffffffffu); put32(h, 0xffffffffu);
+    put32(h, 0x04034b50u);
+    put16(h, 45);
+    put16(h, 0);
+    put16(h, 0);
+    put16(h, 0);
+    put16(h, 0x21);
+    put32(h, e.crc);
+    put32(h, 0xffffffffu);
+    put32(h, 0xffffffffu);
     const std::uint64_t base = off + 30 + e.name.size() + 20 + 4;  // + zip64 extra + padding header
     const std::uint32_t pad = std::uint32_t((64 - base % 64) % 64);
-    put16(h, std::uint16_t(e.name.size())); put16(h, 20 + 4 + pad);
+    put16(h, std::uint16_t(e.name.size()));
+    put16(h, 20 + 4 + pad);
     h += e.name;
-    put16(h, 1); put16(h, 16); put64(h, e.size); put64(h, e.size);
-    put16(h, 0x4246); put16(h, pad); h.append(pad, 'Z');
-    if (!pwrite_all(fd, h, off)) { ::close(fd); return std::string("write failed: ") + std::strerror(errno); }
+    put16(h, 1);
+    put16(h, 16);
+    put64(h, e.size);
+    put64(h, e.size);
+    put16(h, 0x4246);
+    put16(h, pad);
+    h.append(pad, 'Z');
+    if (!pwrite_all(fd, h, off)) {
+      ::close(fd);
+      return std::string("write failed: ") + std::strerror(errno);
+    }
     off += h.size();
     if (&e == &entries.front()) {
-      if (!pwrite_all(fd, pkl, off)) { ::close(fd); return std::string("write failed: ") + std::strerror(errno); }
+      if (!pwrite_all(fd, pkl, off)) {
+        ::close(fd);
+        return std::string("write failed: ") + std::strerror(errno);
+      }
     } else if (&e == &entries.back()) {
-      if (!pwrite_all(fd, "3\n", off)) { ::close(fd); return std::string("write failed: ") + std::strerror(errno); }
+      if (!pwrite_all(fd, "3\n", off)) {
+        ::close(fd);
+        return std::string("write failed: ") + std::strerror(errno);
+      }
     }
     off += e.size;  // storages: skipped, left as a hole
   }
   const std::uint64_t cd_offset = off;
   std::string cd;
   for (const Entry& e : entries) {
-    put32(cd, 0x02014b50u); put16(cd, 45); put16(cd, 45); put16(cd, 0); put16(cd, 0); put16(cd, 0); put16(cd, 0x21);
-    put32(cd, e.crc); put32(cd, 0xffffffffu); put32(cd, 0xffffffffu);
-    put16(cd, std::uint16_t(e.name.size())); put16(cd, 28); put16(cd, 0); put16(cd, 0); put16(cd, 0); put32(cd, 0);
+    put32(cd, 0x02014b50u);
+    put16(cd, 45);
+    put16(cd, 45);
+    put16(cd, 0);
+    put16(cd, 0);
+    put16(cd, 0);
+    put16(cd, 0x21);
+    put32(cd, e.crc);
+    put32(cd, 0xffffffffu);
+    put32(cd, 0xffffffffu);
+    put16(cd, std::uint16_t(e.name.size()));
+    put16(cd, 28);
+    put16(cd, 0);
+    put16(cd, 0);
+    put16(cd, 0);
+    put32(cd, 0);
     put32(cd, 0xffffffffu);
     cd += e.name;
-    put16(cd, 1); put16(cd, 24); put64(cd, e.size); put64(cd, e.size); put64(cd, e.offset);
+    put16(cd, 1);
+    put16(cd, 24);
+    put64(cd, e.size);
+    put64(cd, e.size);
+    put64(cd, e.offset);
   }
   const std::uint64_t z64 = cd_offset + cd.size();
   std::string end;
-  put32(end, 0x06064b50u); put64(end, 44); put16(end, 45); put16(end, 45); put32(end, 0); put32(end, 0);
-  put64(end, entries.size()); put64(end, entries.size()); put64(end, cd.size()); put64(end, cd_offset);
-  put32(end, 0x07064b50u); put32(end, 0); put64(end, z64); put32(end, 1);
-  put32(end, 0x06054b50u); put16(end, 0); put16(end, 0); put16(end, 0xffff); put16(end, 0xffff);
-  put32(end, 0xffffffffu); put32(end, 0xffffffffu); put16(end, 0);
+  put32(end, 0x06064b50u);
+  put64(end, 44);
+  put16(end, 45);
+  put16(end, 45);
+  put32(end, 0);
+  put32(end, 0);
+  put64(end, entries.size());
+  put64(end, entries.size());
+  put64(end, cd.size());
+  put64(end, cd_offset);
+  put32(end, 0x07064b50u);
+  put32(end, 0);
+  put64(end, z64);
+  put32(end, 1);
+  put32(end, 0x06054b50u);
+  put16(end, 0);
+  put16(end, 0);
+  put16(end, 0xffff);
+  put16(end, 0xffff);
+  put32(end, 0xffffffffu);
+  put32(end, 0xffffffffu);
+  put16(end, 0);
   if (::ftruncate(fd, off_t(cd_offset)) != 0) {  // the storage region: a hole
     const int e = errno;
     ::close(fd);
     return std::string("cannot extend the file to ") + std::to_string(cd_offset) + " bytes: " + std::strerror(e);
   }
-  if (!pwrite_all(fd, cd + end, cd_offset)) { ::close(fd); return std::string("write failed: ") + std::strerror(errno); }
+  if (!pwrite_all(fd, cd + end, cd_offset)) {
+    ::close(fd);
+    return std::string("write failed: ") + std::strerror(errno);
+  }
   struct stat st {};
   ::fstat(fd, &st);
   ::close(fd);

@@ -88,20 +88,23 @@ void BM_matmul(benchmark::State& state) {
   std::size_t turn = 0;
   const bool adjacent_probe = kImpl != Impl::ref && M == 1;
   const double stream_before = adjacent_probe ? probes::stream_gbps(pool, *g_stream_buffer) : 0.0;
-  timed_loop(state, [&] {
-    const W* wt = w[turn++ % copies].data();
-    if constexpr (kImpl == Impl::simd) {
-      simd::matmul_fn{}(Arch{}, pool, out.data(), x.data(), wt, M, N, K);
-    } else if constexpr (kImpl == Impl::eigen) {
-      // out (M, N) = x (M, K) * W^T, W (N, K) row-major: what a linear computes.
-      using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-      Eigen::Map<RowMajor> o(out.data(), M, N);
-      o.noalias() = Eigen::Map<const RowMajor>(x.data(), M, K) * Eigen::Map<const RowMajor>(wt, N, K).transpose();
-    } else {
-      ref::matmul(pool, out.data(), x.data(), wt, M, N, K);
-    }
-    benchmark::DoNotOptimize(out.data());
-  }, &seconds);
+  timed_loop(
+      state,
+      [&] {
+        const W* wt = w[turn++ % copies].data();
+        if constexpr (kImpl == Impl::simd) {
+          simd::matmul_fn{}(Arch{}, pool, out.data(), x.data(), wt, M, N, K);
+        } else if constexpr (kImpl == Impl::eigen) {
+          // out (M, N) = x (M, K) * W^T, W (N, K) row-major: what a linear computes.
+          using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+          Eigen::Map<RowMajor> o(out.data(), M, N);
+          o.noalias() = Eigen::Map<const RowMajor>(x.data(), M, K) * Eigen::Map<const RowMajor>(wt, N, K).transpose();
+        } else {
+          ref::matmul(pool, out.data(), x.data(), wt, M, N, K);
+        }
+        benchmark::DoNotOptimize(out.data());
+      },
+      &seconds);
   const double stream_after = adjacent_probe ? probes::stream_gbps(pool, *g_stream_buffer) : 0.0;
   const double iters = double(state.iterations());
   const double weight_gbps = double(N * K) * sizeof(W) * iters / seconds / 1e9;
@@ -133,12 +136,18 @@ void register_matmul(const char* dtype) {
       for (std::int64_t M : {1, 64}) {
         const std::string tail = std::string("/") + dtype;
         benchmark::RegisterBenchmark(("matmul_simd" + tail).c_str(), BM_matmul<W, Impl::simd>)
-            ->Args({M, s[0], s[1], threads})->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.3)
-            ->ComputeStatistics("min", min_of)->ComputeStatistics("max", max_of);
+            ->Args({M, s[0], s[1], threads})
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond)
+            ->MinTime(0.3)
+            ->ComputeStatistics("min", min_of)
+            ->ComputeStatistics("max", max_of);
         // The scalar GEMM takes seconds per call at M = 64: run it once, at the smallest shape.
         if (M == 1 || (s[0] == 4096 && s[1] == 4096))
           benchmark::RegisterBenchmark(("matmul_ref" + tail).c_str(), BM_matmul<W, Impl::ref>)
-              ->Args({M, s[0], s[1], threads})->UseManualTime()->Unit(benchmark::kMillisecond)
+              ->Args({M, s[0], s[1], threads})
+              ->UseManualTime()
+              ->Unit(benchmark::kMillisecond)
               ->Iterations(M == 1 ? 5 : 1);
         if constexpr (std::is_same_v<W, float>) {
           if (threads == 1)
@@ -276,8 +285,7 @@ void BM_attention(benchmark::State& state) {
       if constexpr (kImpl == Impl::simd)
         simd::attention_head_fn{}(Arch{}, out.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale,
                                   scratch.data());
-      else
-        ref::attention_head(out.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale, scratch.data());
+      else ref::attention_head(out.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale, scratch.data());
     }
     benchmark::DoNotOptimize(out.data());
   }
@@ -296,8 +304,8 @@ void BM_convert_f16(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * n * 2);
 }
 
-#define LAV2_BENCH_BOTH(fn, ...)                      \
-  BENCHMARK_TEMPLATE(fn, Impl::ref)->__VA_ARGS__;     \
+#define LAV2_BENCH_BOTH(fn, ...)                  \
+  BENCHMARK_TEMPLATE(fn, Impl::ref)->__VA_ARGS__; \
   BENCHMARK_TEMPLATE(fn, Impl::simd)->__VA_ARGS__
 
 LAV2_BENCH_BOTH(BM_rmsnorm, Arg(4096)->Arg(5120));

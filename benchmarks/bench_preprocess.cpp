@@ -51,10 +51,8 @@ std::vector<std::uint8_t> encode(bool jpeg) {
     auto* v = static_cast<std::vector<std::uint8_t>*>(ctx);
     v->insert(v->end(), static_cast<std::uint8_t*>(data), static_cast<std::uint8_t*>(data) + size);
   };
-  if (jpeg)
-    stbi_write_jpg_to_func(sink, &out, kW, kH, 3, img.pixels.data(), 90);
-  else
-    stbi_write_png_to_func(sink, &out, kW, kH, 3, img.pixels.data(), kW * 3);
+  if (jpeg) stbi_write_jpg_to_func(sink, &out, kW, kH, 3, img.pixels.data(), 90);
+  else stbi_write_png_to_func(sink, &out, kW, kH, 3, img.pixels.data(), kW * 3);
   return out;
 }
 

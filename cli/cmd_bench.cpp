@@ -43,16 +43,18 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // Prefill of a synthetic prompt, then gen_tokens decode steps, on one request state.
-void run_model(const lav2::model::LlamaModel& m, lav2::ThreadPool& pool, const BenchArgs& a, const lav2::Tensor<float>* visual_query,
-               nlohmann::json& out) {
+void run_model(const lav2::model::LlamaModel& m, lav2::ThreadPool& pool, const BenchArgs& a,
+               const lav2::Tensor<float>* visual_query, nlohmann::json& out) {
   using clock = std::chrono::steady_clock;
   const int vocab = m.config().vocab_size;
   std::vector<int> prompt(static_cast<std::size_t>(a.prompt_tokens));
-  for (int i = 0; i < a.prompt_tokens; ++i) prompt[std::size_t(i)] = 1 + int((std::uint64_t(i) * 2654435761u) % std::uint64_t(vocab - 1));
+  for (int i = 0; i < a.prompt_tokens; ++i)
+    prompt[std::size_t(i)] = 1 + int((std::uint64_t(i) * 2654435761u) % std::uint64_t(vocab - 1));
   std::vector<float> logits(static_cast<std::size_t>(vocab));
   lav2::model::StateOptions opt;
   opt.max_seq_len = a.prompt_tokens + a.gen_tokens + 1;
-  auto state = m.new_state(pool, opt, visual_query ? visual_query->data() : nullptr, visual_query ? visual_query->dim(0) : 0);
+  auto state =
+      m.new_state(pool, opt, visual_query ? visual_query->data() : nullptr, visual_query ? visual_query->dim(0) : 0);
   auto t0 = clock::now();
   m.forward(pool, state, prompt.data(), a.prompt_tokens, logits.data());
   const double prefill_s = seconds_since(t0);
@@ -83,14 +85,16 @@ lav2::Tensor<float> random_visual_query(const std::string& preset, int model_dim
 
 // The visual branch at the preset's shapes: ViT-L/14 and the 7B projector for 7b, a 64-wide
 // 2-block tower (still 224 px, 257 tokens) for tiny.
-void run_image(const std::string& preset, int model_dim, lav2::ThreadPool& pool, double fma_gflops, nlohmann::json& out) {
+void run_image(const std::string& preset, int model_dim, lav2::ThreadPool& pool, double fma_gflops,
+               nlohmann::json& out) {
   using namespace lav2;
   const bool tiny = preset == "tiny";
   const vision::ClipVisionConfig cc = tiny ? vision::clip_tiny_config() : vision::clip_vit_l14_config();
   vision::VisualProjectorConfig pc = tiny ? vision::projector_tiny_config(model_dim) : vision::projector_7b_config();
   pc.dim = model_dim;
-  const vision::VisualEncoder encoder(std::make_shared<const vision::ClipVisionModel>(vision::random_clip_vision(cc, DType::f16, pool)),
-                                      vision::random_visual_projector(pc, pool));
+  const vision::VisualEncoder encoder(
+      std::make_shared<const vision::ClipVisionModel>(vision::random_clip_vision(cc, DType::f16, pool)),
+      vision::random_visual_projector(pc, pool));
   vision::Image img(640, 480);
   for (std::size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = std::uint8_t((i * 2654435761u) >> 24);
   auto encode = [&] { return encoder.encode(pool, vision::preprocess_clip(img)); };
@@ -112,7 +116,8 @@ void run_image(const std::string& preset, int model_dim, lav2::ThreadPool& pool,
 int run_bench(const BenchArgs& a) {
   using namespace lav2;
   if (a.dtype == "q8_0" || a.dtype == "q4_0")
-    LAV2_THROW(input_error, "--dtype ", a.dtype, ": quantised weights are not in this build yet (use f16, bf16 or f32)");
+    LAV2_THROW(input_error, "--dtype ", a.dtype,
+               ": quantised weights are not in this build yet (use f16, bf16 or f32)");
   if (a.dtype != "f16" && a.dtype != "bf16" && a.dtype != "f32")
     LAV2_THROW(input_error, "--dtype '", a.dtype, "' is not one of f16, bf16, f32, q8_0, q4_0");
   model::LlamaConfig c = model::preset_config(a.preset);
@@ -151,8 +156,8 @@ int run_bench(const BenchArgs& a) {
   out["decode_fraction_of_bandwidth"] = out["decode_tok_s"].get<double>() / limit;
   out["peak_rss_bytes"] = cli::peak_rss_bytes();
   if (!a.json) {
-    std::printf("model %s, %d layers, %s, %d threads (%s)\n", a.preset.c_str(), c.n_layers, a.dtype.c_str(), pool.size(),
-                kernels::kernel_arch_name());
+    std::printf("model %s, %d layers, %s, %d threads (%s)\n", a.preset.c_str(), c.n_layers, a.dtype.c_str(),
+                pool.size(), kernels::kernel_arch_name());
     std::printf("stream %.2f GB/s, FMA peak %.1f GFLOP/s\n", stream, fma);
     std::printf("prefill %.2f tok/s, decode %.3f tok/s = %.1f%% of the bandwidth limit %.3f tok/s\n",
                 out["prefill_tok_s"].get<double>(), out["decode_tok_s"].get<double>(),
@@ -176,7 +181,8 @@ const lav2::cli::CommandRegistrar kRegister{
       sub.add_option("--threads", a->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
       sub.add_option("--prompt-tokens", a->prompt_tokens, "prompt length for prefill")->check(CLI::Range(1, 65536));
       sub.add_option("--gen-tokens", a->gen_tokens, "decode steps")->check(CLI::Range(0, 65536));
-      sub.add_flag("--image", a->image, "also time the visual branch (preprocess, CLIP tower, projector) on a synthetic image");
+      sub.add_flag("--image", a->image,
+                   "also time the visual branch (preprocess, CLIP tower, projector) on a synthetic image");
       sub.add_flag("--adapter", a->adapter,
                    "run a random LLaMA-Adapter V2 BIAS adapter on the model (prompts, gates, biases, a visual query)");
       sub.add_flag("--json", a->json, "print only the JSON line");

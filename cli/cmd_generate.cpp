@@ -29,7 +29,7 @@ namespace {
 
 struct GenerateArgs {
   std::string llama_dir, tokenizer, prompt, input, tmpl = "alpaca", dump, adapter, clip, image, channel_order = "bgr",
-      kv_dtype = "f32";
+                                                   kv_dtype = "f32";
   std::vector<std::string> stop;
   bool has_input = false, json = false;
   int max_new_tokens = 256, threads = 0, max_seq_len = 512, visual_heads = 16;
@@ -43,8 +43,8 @@ std::string resolve_tokenizer(const GenerateArgs& a) {
   const fs::path dir(a.llama_dir);
   for (const fs::path& p : {dir / ".." / "tokenizer.model", dir / "tokenizer.model"})
     if (fs::exists(p)) return p.lexically_normal().string();
-  LAV2_THROW(lav2::input_error, "--tokenizer not given and no tokenizer.model in '", (dir / "..").lexically_normal().string(),
-             "' or '", dir.string(), "'");
+  LAV2_THROW(lav2::input_error, "--tokenizer not given and no tokenizer.model in '",
+             (dir / "..").lexically_normal().string(), "' or '", dir.string(), "'");
 }
 
 // The visual branch of an adapter model (vision::VisualEncoder): the image, or the all-zero
@@ -54,16 +54,19 @@ struct VisualResult {
   double seconds = 0.0;
 };
 
-VisualResult encode_visual(const GenerateArgs& a, const lav2::model::LoadedModel& loaded, int model_dim, lav2::ThreadPool& pool) {
+VisualResult encode_visual(const GenerateArgs& a, const lav2::model::LoadedModel& loaded, int model_dim,
+                           lav2::ThreadPool& pool) {
   using namespace lav2;
   cli::ProcessTimer timer;
   const auto clip = std::make_shared<const vision::ClipVisionModel>(vision::ClipVisionModel::load(a.clip));
   const auto encoder = vision::VisualEncoder::from_adapter(clip, loaded.adapter.tensors, a.adapter, a.visual_heads);
   if (encoder.dim() != model_dim)
-    LAV2_THROW(load_error, "checkpoint '", a.adapter, "': visual_proj gives width ", encoder.dim(), ", but the LLaMA dim is ", model_dim);
+    LAV2_THROW(load_error, "checkpoint '", a.adapter, "': visual_proj gives width ", encoder.dim(),
+               ", but the LLaMA dim is ", model_dim);
   const auto order = a.channel_order == "rgb" ? vision::ChannelOrder::rgb : vision::ChannelOrder::bgr;
   VisualResult r;
-  r.steps = encoder.encode_steps(pool, a.image.empty() ? encoder.zero_image() : encoder.preprocess_file(a.image, order));
+  r.steps =
+      encoder.encode_steps(pool, a.image.empty() ? encoder.zero_image() : encoder.preprocess_file(a.image, order));
   r.seconds = timer.seconds();
   return r;
 }
@@ -104,14 +107,15 @@ int run_generate(const GenerateArgs& a) {
   if (!takes_visual && !a.image.empty())
     LAV2_THROW(input_error, "--image: the adapter '", a.adapter, "' (", m.spec().describe(), ") has no visual branch");
   if (takes_visual && a.clip.empty())
-    LAV2_THROW(input_error, "--adapter needs --clip: LLaMA-Adapter V2 computes its visual query with CLIP, even without "
-                            "--image (the official text-only path encodes the all-zero image)");
+    LAV2_THROW(input_error,
+               "--adapter needs --clip: LLaMA-Adapter V2 computes its visual query with CLIP, even without "
+               "--image (the official text-only path encodes the all-zero image)");
   VisualResult visual;
   if (takes_visual) visual = encode_visual(a, loaded, m.config().dim, pool);
 
   const auto tmpl = text::parse_prompt_template(a.tmpl);
-  const std::string prompt = text::format_prompt(tmpl, a.prompt, a.has_input ? std::optional<std::string_view>(a.input)
-                                                                             : std::optional<std::string_view>());
+  const std::string prompt = text::format_prompt(
+      tmpl, a.prompt, a.has_input ? std::optional<std::string_view>(a.input) : std::optional<std::string_view>());
   const std::vector<int> prompt_ids = tokenizer.encode(prompt, /*bos=*/true, /*eos=*/false);
 
   model::StateOptions state_opt;
@@ -143,8 +147,11 @@ int run_generate(const GenerateArgs& a) {
     if (ec) LAV2_THROW(input_error, "--dump: cannot create directory '", a.dump, "': ", ec.message());
     const std::int64_t vocab = tokenizer.vocab_size(), n = std::int64_t(r.generated_ids.size());
     std::vector<std::int64_t> ids64(prompt_ids.begin(), prompt_ids.end());
-    io::write_npy((dir / "prompt_ids.npy").string(), TensorView<const std::int64_t>(ids64.data(), Shape{std::int64_t(ids64.size())}));
-    if (n > 0) io::write_npy((dir / "prompt_last_logits.npy").string(), TensorView<const float>(r.step_logits.data(), Shape{1, vocab}));
+    io::write_npy((dir / "prompt_ids.npy").string(),
+                  TensorView<const std::int64_t>(ids64.data(), Shape{std::int64_t(ids64.size())}));
+    if (n > 0)
+      io::write_npy((dir / "prompt_last_logits.npy").string(),
+                    TensorView<const float>(r.step_logits.data(), Shape{1, vocab}));
     io::write_npy((dir / "step_logits.npy").string(), TensorView<const float>(r.step_logits.data(), Shape{n, vocab}));
     std::vector<std::int64_t> gen64(r.generated_ids.begin(), r.generated_ids.end());
     io::write_npy((dir / "generated_ids.npy").string(), TensorView<const std::int64_t>(gen64.data(), Shape{n}));
@@ -175,12 +182,21 @@ int run_generate(const GenerateArgs& a) {
 const lav2::cli::CommandRegistrar kRegister{
     "generate", "Generate text with LLaMA or LLaMA-Adapter V2 (with an image)", [](CLI::App& sub) {
       auto a = std::make_shared<GenerateArgs>();
-      sub.add_option("--llama-dir", a->llama_dir, "Meta LLaMA dir: params.json + consolidated.00.pth (or one *.safetensors)")->required();
-      sub.add_option("--tokenizer", a->tokenizer, "tokenizer.model (default DIR/../tokenizer.model, then DIR/tokenizer.model)");
+      sub.add_option("--llama-dir", a->llama_dir,
+                     "Meta LLaMA dir: params.json + consolidated.00.pth (or one *.safetensors)")
+          ->required();
+      sub.add_option("--tokenizer", a->tokenizer,
+                     "tokenizer.model (default DIR/../tokenizer.model, then DIR/tokenizer.model)");
       sub.add_option("--prompt", a->prompt, "the instruction")->required();
-      sub.add_option("--template", a->tmpl, "alpaca | alpaca-input | none")->check(CLI::IsMember({"alpaca", "alpaca-input", "none"}));
-      sub.add_option_function<std::string>("--input", [a](const std::string& v) { a->input = v; a->has_input = true; },
-                                           "input text (only with --template alpaca-input)");
+      sub.add_option("--template", a->tmpl, "alpaca | alpaca-input | none")
+          ->check(CLI::IsMember({"alpaca", "alpaca-input", "none"}));
+      sub.add_option_function<std::string>(
+          "--input",
+          [a](const std::string& v) {
+            a->input = v;
+            a->has_input = true;
+          },
+          "input text (only with --template alpaca-input)");
       sub.add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate at most (256)");
       sub.add_option("--temperature", a->temperature, "sampling temperature (0.1; <= 0 greedy)");
       sub.add_option("--top-p", a->top_p, "nucleus sampling mass (0.75)");
@@ -192,12 +208,15 @@ const lav2::cli::CommandRegistrar kRegister{
       sub.add_option("--stop", a->stop, "end generation at this text, not emitted (repeatable; e.g. ###)");
       sub.add_option("--dump", a->dump, "write .npy files of ids and logits, and prompt.txt, into DIR");
       sub.add_flag("--json", a->json, "print one JSON object instead of streaming text");
-      sub.add_option("--adapter", a->adapter, "official LLaMA-Adapter V2 checkpoint (.pth holding {'model','config'}); needs --clip");
+      sub.add_option("--adapter", a->adapter,
+                     "official LLaMA-Adapter V2 checkpoint (.pth holding {'model','config'}); needs --clip");
       sub.add_option("--clip", a->clip, "OpenAI CLIP archive (.pt, TorchScript) or a state_dict .pth / safetensors");
       sub.add_option("--image", a->image, "PNG/JPEG; without it an adapter uses the all-zero normalised image");
-      sub.add_option("--channel-order", a->channel_order, "bgr (default: the released weights were trained on BGR) | rgb")
+      sub.add_option("--channel-order", a->channel_order,
+                     "bgr (default: the released weights were trained on BGR) | rgb")
           ->check(CLI::IsMember({"bgr", "rgb"}));
-      sub.add_option("--visual-heads", a->visual_heads, "heads of the visual blocks (16; not inferable from the checkpoint)");
+      sub.add_option("--visual-heads", a->visual_heads,
+                     "heads of the visual blocks (16; not inferable from the checkpoint)");
       return [a] { return run_generate(*a); };
     }};
 

@@ -62,7 +62,8 @@ Described from_preset(const std::string& name) {
       return {name + ": LLaMA, bias (all 7 linears), output scales (the paper's s*(Wx+b))",
               model::count_llama_params(c, spec)};
   } else {
-    LAV2_THROW(input_error, "--preset '", name, "' is not one of 7b-bias, 7b-lora-bias, 7b-v1, 65b-chat, 65b-paper-scale");
+    LAV2_THROW(input_error, "--preset '", name,
+               "' is not one of 7b-bias, 7b-lora-bias, 7b-v1, 65b-chat, 65b-paper-scale");
   }
   model::ParamCounts counts = model::count_llama_params(c, spec);
   // The official visual branch of the multimodal 7B (docs/vision.md): 768 wide, 8 blocks, mlp 3072, Q 10.
@@ -79,7 +80,8 @@ Described from_checkpoint(const InfoArgs& a) {
   const model::AdapterSpec& spec = loaded.model.spec();
   model::ParamCounts counts = model::count_llama_params(loaded.model.config(), spec);
   const auto& t = loaded.adapter.tensors;
-  if (spec.takes_visual() && std::any_of(t.begin(), t.end(), [](const auto& kv) { return vision::is_projector_key(kv.first); })) {
+  if (spec.takes_visual() &&
+      std::any_of(t.begin(), t.end(), [](const auto& kv) { return vision::is_projector_key(kv.first); })) {
     const auto projector = vision::VisualProjector::infer_config(loaded.adapter.tensors, a.adapter);
     counts[Group::visual] = projector_params(projector);
   }
@@ -117,8 +119,10 @@ int run_info(const InfoArgs& a) {
     std::printf("  %-16s %15lld%s\n", model::group_name(Group(g)), static_cast<long long>(n.by_group[std::size_t(g)]),
                 g == 0 ? "  (frozen)" : "");
   std::printf("  %-16s %15lld\n", "llama (w/ norms)", static_cast<long long>(n.llama()));
-  std::printf("  %-16s %15lld  = %.4f%% of LLaMA\n", "trainable", static_cast<long long>(n.trainable()), 100.0 * fraction);
-  std::printf("  %-16s %15lld  (prompts + gates + visual branch)\n", "pre-train group", static_cast<long long>(pretrain));
+  std::printf("  %-16s %15lld  = %.4f%% of LLaMA\n", "trainable", static_cast<long long>(n.trainable()),
+              100.0 * fraction);
+  std::printf("  %-16s %15lld  (prompts + gates + visual branch)\n", "pre-train group",
+              static_cast<long long>(pretrain));
   std::printf("  %-16s %15lld  (biases + norms + scales)\n", "fine-tune group", static_cast<long long>(finetune));
   return 0;
 }
@@ -127,7 +131,8 @@ const lav2::cli::CommandRegistrar kRegister{
     "info", "Parameter counts per group for a preset or a checkpoint", [](CLI::App& sub) {
       auto a = std::make_shared<InfoArgs>();
       sub.add_option("--preset", a->preset, "7b-bias | 7b-lora-bias | 7b-v1 | 65b-chat | 65b-paper-scale");
-      sub.add_option("--llama-dir", a->llama_dir, "Meta LLaMA dir: params.json + consolidated.00.pth (or one *.safetensors)");
+      sub.add_option("--llama-dir", a->llama_dir,
+                     "Meta LLaMA dir: params.json + consolidated.00.pth (or one *.safetensors)");
       sub.add_option("--adapter", a->adapter, "adapter checkpoint (.pth)");
       sub.add_flag("--json", a->json, "print one JSON object");
       return [a] { return run_info(*a); };

@@ -3,9 +3,9 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
 #include <cstdio>
 #include <string>
-#include <sys/wait.h>
 
 namespace lav2::test {
 

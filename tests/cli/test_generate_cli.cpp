@@ -1,11 +1,11 @@
 // `lav2 generate` end to end: the contract's flags, --dump files, exit codes and error messages.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <sys/wait.h>
 
 #include <nlohmann/json.hpp>
 
@@ -30,8 +30,10 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 TEST_CASE("generate --dump writes the contract's files, equal to the golden reference") {
   const fs::path dump = fs::temp_directory_path() / "lav2_cli_dump";
   fs::remove_all(dump);
-  const Run r = run_cli("generate --llama-dir " + quote(kTiny) + " --prompt 'Tell me about alpacas.' --temperature 0 "
-                     "--max-new-tokens 24 --threads 2 --dump " + quote(dump.string()));
+  const Run r = run_cli("generate --llama-dir " + quote(kTiny) +
+                        " --prompt 'Tell me about alpacas.' --temperature 0 "
+                        "--max-new-tokens 24 --threads 2 --dump " +
+                        quote(dump.string()));
   REQUIRE(r.code == 0);
   const std::string golden = kData + "/tiny_llama/golden/alpaca/";
   for (const char* f : {"prompt_ids.npy", "generated_ids.npy"}) {
@@ -68,7 +70,8 @@ TEST_CASE("generate: usage and input errors exit 2 with 'lav2: error:' naming th
   CHECK(r.code == 2);
   CHECK(contains(r.out, "lav2: error:"));
 
-  r = run_cli("generate --llama-dir " + quote(kTiny) + " --prompt hi --max-seq-len 20");  // alpaca template alone is longer
+  r = run_cli("generate --llama-dir " + quote(kTiny) +
+              " --prompt hi --max-seq-len 20");  // alpaca template alone is longer
   CHECK(r.code == 2);
   CHECK(contains(r.out, "max_seq_len 20"));
 
@@ -77,7 +80,7 @@ TEST_CASE("generate: usage and input errors exit 2 with 'lav2: error:' naming th
   CHECK(contains(r.out, "'/nonexistent' is not a directory"));
 
   r = run_cli("generate --llama-dir " + quote(kData + "/tiny_llama_bad/missing_tensor") + " --tokenizer " +
-           quote(kData + "/tiny_llama/tokenizer.model") + " --prompt hi");
+              quote(kData + "/tiny_llama/tokenizer.model") + " --prompt hi");
   CHECK(r.code == 2);
   CHECK(contains(r.out, "'layers.0.feed_forward.w3.weight' is missing"));
 
@@ -113,7 +116,7 @@ TEST_CASE("generate: a malicious checkpoint is rejected with exit 2, never run")
   fs::copy_file(kTiny + "/params.json", dir / "params.json");
   fs::copy_file(kData + "/io/evil_os_system.pth", dir / "consolidated.00.pth");
   const Run r = run_cli("generate --llama-dir " + quote(dir.string()) + " --tokenizer " +
-                     quote(kData + "/tiny_llama/tokenizer.model") + " --prompt hi");
+                        quote(kData + "/tiny_llama/tokenizer.model") + " --prompt hi");
   CHECK(r.code == 2);
   CHECK(contains(r.out, "lav2: error:"));
   CHECK(contains(r.out, "os"));

@@ -3,11 +3,11 @@
 // (internal error), never by a signal. Each case runs the real binary.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <sys/wait.h>
 
 #include "cli/cli_runner.hpp"
 
@@ -49,12 +49,16 @@ TEST_CASE("hostile cli: usage errors exit 2 with 'lav2: error:'") {
   check_input_error(run_lav2("no-such-command"), {});
   check_input_error(run_lav2("generate --llama-dir"), {"--llama-dir"});
   check_input_error(run_lav2("generate --llama-dir " + sh_quote(kTiny) + " --prompt hi --threads abc"), {"--threads"});
-  check_input_error(run_lav2("generate --llama-dir " + sh_quote(kTiny) + " --prompt hi --max-seq-len 0"), {"--max-seq-len"});
+  check_input_error(run_lav2("generate --llama-dir " + sh_quote(kTiny) + " --prompt hi --max-seq-len 0"),
+                    {"--max-seq-len"});
   check_input_error(run_lav2("generate --llama-dir " + sh_quote(kTiny) + " --prompt hi --max-seq-len 99999999999999"),
                     {"--max-seq-len"});
-  check_input_error(run_lav2("generate --llama-dir " + sh_quote(kTiny) + " --prompt hi --template \"$(printf '\\377')\""), {"--template"});
+  check_input_error(
+      run_lav2("generate --llama-dir " + sh_quote(kTiny) + " --prompt hi --template \"$(printf '\\377')\""),
+      {"--template"});
   check_input_error(run_lav2("tokenize --tokenizer"), {"--tokenizer"});
-  check_input_error(run_lav2("generate --llama-dir " + sh_quote(kTiny) + " --prompt hi --no-such-flag"), {"--no-such-flag"});
+  check_input_error(run_lav2("generate --llama-dir " + sh_quote(kTiny) + " --prompt hi --no-such-flag"),
+                    {"--no-such-flag"});
 }
 
 TEST_CASE("hostile cli: missing and non-regular files name the path") {
@@ -66,11 +70,13 @@ TEST_CASE("hostile cli: missing and non-regular files name the path") {
 
 TEST_CASE("hostile cli: a hostile params.json names the file and the field") {
   const fs::path neg = llama_dir("neg_dim", kCorpus + "/params/negative_dim.json");
-  check_input_error(run_lav2("generate --llama-dir " + sh_quote(neg.string()) + " --tokenizer " + sh_quote(kTok) + " --prompt hi"),
-                    {"params.json", "'dim'", "-4096"});
+  check_input_error(
+      run_lav2("generate --llama-dir " + sh_quote(neg.string()) + " --tokenizer " + sh_quote(kTok) + " --prompt hi"),
+      {"params.json", "'dim'", "-4096"});
   const fs::path deep = llama_dir("deep_params", kCorpus + "/params/deep.json");
-  check_input_error(run_lav2("generate --llama-dir " + sh_quote(deep.string()) + " --tokenizer " + sh_quote(kTok) + " --prompt hi"),
-                    {"params.json", "deeper than 64"});
+  check_input_error(
+      run_lav2("generate --llama-dir " + sh_quote(deep.string()) + " --tokenizer " + sh_quote(kTok) + " --prompt hi"),
+      {"params.json", "deeper than 64"});
   fs::remove_all(neg);
   fs::remove_all(deep);
 }
@@ -81,15 +87,17 @@ TEST_CASE("hostile cli: hostile checkpoints are rejected, never executed") {
                         "zip_deflate_bomb.pth", "legacy.pth", "size_overflow.pth"}) {
     CAPTURE(f);
     const fs::path dir = llama_dir("ckpt", "", kCorpus + "/torch/" + f);
-    check_input_error(run_lav2("generate --llama-dir " + sh_quote(dir.string()) + " --tokenizer " + sh_quote(kTok) + " --prompt hi"),
-                      {"consolidated.00.pth"});
+    check_input_error(
+        run_lav2("generate --llama-dir " + sh_quote(dir.string()) + " --tokenizer " + sh_quote(kTok) + " --prompt hi"),
+        {"consolidated.00.pth"});
     fs::remove_all(dir);
   }
 }
 
 TEST_CASE("hostile cli: hostile tokenizer files name the file and the field") {
-  check_input_error(run_lav2("tokenize --tokenizer " + sh_quote(kCorpus + "/tokenizer/invalid_utf8_piece.model") + " hi"),
-                    {"invalid_utf8_piece.model", "pieces[", "UTF-8"});
+  check_input_error(
+      run_lav2("tokenize --tokenizer " + sh_quote(kCorpus + "/tokenizer/invalid_utf8_piece.model") + " hi"),
+      {"invalid_utf8_piece.model", "pieces[", "UTF-8"});
   check_input_error(run_lav2("tokenize --tokenizer " + sh_quote(kCorpus + "/tokenizer/no_pieces.model") + " hi"),
                     {"no_pieces.model"});
   check_input_error(run_lav2("tokenize --tokenizer " + sh_quote(kCorpus + "/tokenizer/hf_deep.json") + " hi"),
@@ -101,18 +109,21 @@ TEST_CASE("hostile cli: hostile tokenizer files name the file and the field") {
 
 TEST_CASE("hostile cli: invalid UTF-8 in a prompt becomes U+FFFD") {
   const Run bad = run_lav2("tokenize --tokenizer " + sh_quote(kTok) + " \"$(printf 'a\\377\\376b')\"");
-  const Run repl = run_lav2("tokenize --tokenizer " + sh_quote(kTok) + " \"$(printf 'a\\357\\277\\275\\357\\277\\275b')\"");
+  const Run repl =
+      run_lav2("tokenize --tokenizer " + sh_quote(kTok) + " \"$(printf 'a\\357\\277\\275\\357\\277\\275b')\"");
   REQUIRE(bad.code == 0);
   REQUIRE(repl.code == 0);
   CHECK(bad.out == repl.out);
-  const Run gen = run_lav2("generate --llama-dir " + sh_quote(kTiny) + " --prompt \"$(printf 'caf\\303 \\377\\200')\" --max-new-tokens 2 --json");
+  const Run gen = run_lav2("generate --llama-dir " + sh_quote(kTiny) +
+                           " --prompt \"$(printf 'caf\\303 \\377\\200')\" --max-new-tokens 2 --json");
   CHECK(gen.code == 0);
 }
 
 TEST_CASE("hostile cli: a prompt longer than max_seq_len is rejected") {
   std::string prompt;
   for (int i = 0; i < 200; ++i) prompt += "alpacas ";
-  const Run r = run_lav2("generate --llama-dir " + sh_quote(kTiny) + " --prompt " + sh_quote(prompt) + " --max-seq-len 64");
+  const Run r =
+      run_lav2("generate --llama-dir " + sh_quote(kTiny) + " --prompt " + sh_quote(prompt) + " --max-seq-len 64");
   check_input_error(r, {"max_seq_len 64"});
   std::string huge(100000, 'x');  // under Linux's 128 KiB per-argument cap
   check_input_error(run_lav2("generate --llama-dir " + sh_quote(kTiny) + " --prompt " + huge), {"max_seq_len"});

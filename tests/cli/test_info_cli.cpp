@@ -28,7 +28,8 @@ TEST_CASE("info: the official 7B BIAS and LORA-BIAS counts") {
   CHECK(j["groups"]["visual"] == 7680 + 592128 + 56702976 + 3158016);
   j = info("--preset 7b-lora-bias");
   CHECK(j["trainable"] == 103072544);
-  CHECK(j["groups"]["lora"].get<long long>() + j["groups"]["gates"].get<long long>() - 1024 == 39976992);  // LoRA + new_gate
+  CHECK(j["groups"]["lora"].get<long long>() + j["groups"]["gates"].get<long long>() - 1024 ==
+        39976992);  // LoRA + new_gate
 }
 
 TEST_CASE("info: chat65b's bias + input scale + norm set is the paper's 14M; output scales give 14.9M") {
@@ -42,7 +43,8 @@ TEST_CASE("info: chat65b's bias + input scale + norm set is the paper's 14M; out
 
 TEST_CASE("info on a checkpoint counts its tensors; bad flags exit 2") {
   const std::string data = LAV2_TEST_DATA_DIR;
-  auto j = info("--llama-dir '" + data + "/tiny_llama/tiny' --adapter '" + data + "/tiny_adapter/full_bias/adapter.pth'");
+  auto j =
+      info("--llama-dir '" + data + "/tiny_llama/tiny' --adapter '" + data + "/tiny_adapter/full_bias/adapter.pth'");
   CHECK(j["groups"]["adapter_prompts"] == 20 * 64);
   CHECK(j["groups"]["gates"] == 3 * 4);
   CHECK(j["groups"]["visual"] > 0);

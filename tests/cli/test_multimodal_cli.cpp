@@ -3,11 +3,11 @@
 // greedy ids, for BIAS and LORA-BIAS, with an image and without (the all-zero image).
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
-#include <sys/wait.h>
 
 #include <lav2/io/npy.hpp>
 
@@ -24,11 +24,12 @@ Result run(const std::string& args) { return lav2::test::run_cli(args); }
 
 double max_diff(const std::string& a, const std::string& b) {
   const auto x = lav2::io::read_npy_as<float>(a), y = lav2::io::read_npy_as<float>(b);
-  REQUIRE(x.numel() == y.numel());  // the dumps carry a leading batch dim of 1
+  REQUIRE(x.numel() == y.numel());                                 // the dumps carry a leading batch dim of 1
   return lav2::test::max_abs_diff(x.data(), y.data(), x.numel());  // NaN on any non-finite value
 }
 
-const std::string kBase = "generate --llama-dir '" + kData + "/tiny_llama/tiny' --prompt 'What is in the image?' "
+const std::string kBase = "generate --llama-dir '" + kData +
+                          "/tiny_llama/tiny' --prompt 'What is in the image?' "
                           "--temperature 0 --max-new-tokens 12 ";
 const std::string kClip = "--clip '" + kData + "/tiny_clip/ViT-tiny.pt' ";
 const std::string kImage = "--image '" + kData + "/images/resize/021_449x300_mixed.png' ";
@@ -42,7 +43,8 @@ TEST_CASE("generate with an adapter, CLIP and an image matches the reference end
       const fs::path dump = fs::temp_directory_path() / ("lav2_mm_" + variant + "_" + kase);
       fs::remove_all(dump);
       const std::string adapter = "--adapter '" + kData + "/tiny_adapter/full_" + variant + "/adapter.pth' ";
-      const Result r = run(kBase + adapter + kClip + (kase == "image" ? kImage : "") + "--dump '" + dump.string() + "'");
+      const Result r =
+          run(kBase + adapter + kClip + (kase == "image" ? kImage : "") + "--dump '" + dump.string() + "'");
       REQUIRE(r.code == 0);
       const std::string clip = kData + "/tiny_clip/golden/";
       const std::string golden = kData + "/tiny_adapter/full_" + variant + "/golden/" + kase + "/";

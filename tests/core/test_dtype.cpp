@@ -68,7 +68,7 @@ TEST_CASE("f32 -> f16 rounds to nearest even at every rounding boundary") {
   CHECK(f32_to_f16(INFINITY) == 0x7c00);
   CHECK(f32_to_f16(-INFINITY) == 0xfc00);
   // Below half the smallest subnormal: zero with the sign kept; f32 subnormals too.
-  CHECK(f32_to_f16(std::ldexp(1.0f, -25)) == 0x0000);          // tie with 0 -> even (0)
+  CHECK(f32_to_f16(std::ldexp(1.0f, -25)) == 0x0000);  // tie with 0 -> even (0)
   CHECK(f32_to_f16(next_up(std::ldexp(1.0f, -25))) == 0x0001);
   CHECK(f32_to_f16(-std::ldexp(1.0f, -30)) == 0x8000);
   CHECK(f32_to_f16(std::numeric_limits<float>::denorm_min()) == 0x0000);

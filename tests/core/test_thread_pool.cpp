@@ -26,9 +26,11 @@ TEST_CASE("parallel_for covers every index exactly once, for 1, 2 and 3 threads"
 
 TEST_CASE("parallel_for rethrows a worker's exception and stays usable") {
   lav2::ThreadPool pool(3);
-  CHECK_THROWS_AS(pool.parallel_for(30, [](std::int64_t b, std::int64_t) {
-    if (b > 0) LAV2_THROW(lav2::input_error, "chunk ", b);
-  }), lav2::input_error);
+  CHECK_THROWS_AS(pool.parallel_for(30,
+                                    [](std::int64_t b, std::int64_t) {
+                                      if (b > 0) LAV2_THROW(lav2::input_error, "chunk ", b);
+                                    }),
+                  lav2::input_error);
   std::atomic<int> count{0};
   pool.parallel_for(30, [&](std::int64_t b, std::int64_t e) { count += int(e - b); });
   CHECK(count == 30);
@@ -51,10 +53,13 @@ TEST_CASE("parallel_for_dynamic hands out grain-aligned blocks, each exactly onc
       for (std::int64_t grain : {1, 7, 64}) {
         std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
         std::atomic<bool> aligned{true};
-        pool.parallel_for_dynamic(n, [&](std::int64_t b, std::int64_t e) {
-          if (b % grain != 0 || e != std::min(b + grain, n)) aligned = false;
-          for (std::int64_t i = b; i < e; ++i) hits[std::size_t(i)]++;
-        }, grain);
+        pool.parallel_for_dynamic(
+            n,
+            [&](std::int64_t b, std::int64_t e) {
+              if (b % grain != 0 || e != std::min(b + grain, n)) aligned = false;
+              for (std::int64_t i = b; i < e; ++i) hits[std::size_t(i)]++;
+            },
+            grain);
         CHECK(aligned.load());
         for (auto& h : hits) CHECK(h.load() == 1);
       }
@@ -70,11 +75,14 @@ TEST_CASE("parallel_for_guided hands out grain-aligned, shrinking blocks, each i
         std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
         std::mutex m;
         std::vector<std::pair<std::int64_t, std::int64_t>> blocks;
-        pool.parallel_for_guided(n, [&](std::int64_t b, std::int64_t e) {
-          for (std::int64_t i = b; i < e; ++i) hits[std::size_t(i)]++;
-          std::lock_guard<std::mutex> l(m);
-          blocks.emplace_back(b, e);
-        }, grain);
+        pool.parallel_for_guided(
+            n,
+            [&](std::int64_t b, std::int64_t e) {
+              for (std::int64_t i = b; i < e; ++i) hits[std::size_t(i)]++;
+              std::lock_guard<std::mutex> l(m);
+              blocks.emplace_back(b, e);
+            },
+            grain);
         for (auto& h : hits) CHECK(h.load() == 1);
         std::sort(blocks.begin(), blocks.end());
         for (std::size_t i = 0; i < blocks.size(); ++i) {
@@ -96,23 +104,34 @@ TEST_CASE("parallel_for_guided hands out grain-aligned, shrinking blocks, each i
 
 TEST_CASE("parallel_for_dynamic rethrows, nests serially and uses every thread when blocks are slow") {
   lav2::ThreadPool pool(2);
-  CHECK_THROWS_AS(pool.parallel_for_dynamic(100, [](std::int64_t b, std::int64_t) {
-    if (b == 50) LAV2_THROW(lav2::input_error, "block ", b);
-  }, 10), lav2::input_error);
+  CHECK_THROWS_AS(pool.parallel_for_dynamic(
+                      100,
+                      [](std::int64_t b, std::int64_t) {
+                        if (b == 50) LAV2_THROW(lav2::input_error, "block ", b);
+                      },
+                      10),
+                  lav2::input_error);
   std::atomic<int> count{0};
-  pool.parallel_for_dynamic(4, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i)
-      pool.parallel_for_dynamic(5, [&](std::int64_t b2, std::int64_t e2) { count += int(e2 - b2); }, 2);
-  }, 1);
+  pool.parallel_for_dynamic(
+      4,
+      [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i)
+          pool.parallel_for_dynamic(
+              5, [&](std::int64_t b2, std::int64_t e2) { count += int(e2 - b2); }, 2);
+      },
+      1);
   CHECK(count == 20);
   // With blocks that take a while, the worker claims some: the caller does not run them all.
   std::mutex m;
   std::vector<std::thread::id> ids;
-  pool.parallel_for_dynamic(8, [&](std::int64_t, std::int64_t) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    std::lock_guard<std::mutex> l(m);
-    ids.push_back(std::this_thread::get_id());
-  }, 1);
+  pool.parallel_for_dynamic(
+      8,
+      [&](std::int64_t, std::int64_t) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        std::lock_guard<std::mutex> l(m);
+        ids.push_back(std::this_thread::get_id());
+      },
+      1);
   CHECK(ids.size() == 8);
   CHECK(std::count(ids.begin(), ids.end(), std::this_thread::get_id()) < 8);
 }
@@ -135,7 +154,8 @@ TEST_CASE("chunk t runs on the same thread every call, and back-to-back jobs nev
     pool.parallel_for(n, [&](std::int64_t b, std::int64_t e) {
       const std::int64_t chunks = std::min<std::int64_t>(3, n);
       for (std::int64_t c = 0; c < chunks; ++c)
-        if (lav2::ThreadPool::chunk_range(n, chunks, c).first == b && owner[std::size_t(c)] != std::this_thread::get_id())
+        if (lav2::ThreadPool::chunk_range(n, chunks, c).first == b &&
+            owner[std::size_t(c)] != std::this_thread::get_id())
           same_thread = false;
       for (std::int64_t i = b; i < e; ++i) hits[std::size_t(i)]++;
     });
@@ -147,7 +167,9 @@ TEST_CASE("chunk t runs on the same thread every call, and back-to-back jobs nev
 TEST_CASE("parallel_for accepts any callable, including a const std::function") {
   lav2::ThreadPool pool(2);
   std::atomic<int> count{0};
-  const std::function<void(std::int64_t, std::int64_t)> fn = [&](std::int64_t b, std::int64_t e) { count += int(e - b); };
+  const std::function<void(std::int64_t, std::int64_t)> fn = [&](std::int64_t b, std::int64_t e) {
+    count += int(e - b);
+  };
   pool.parallel_for(10, fn);
   CHECK(count == 10);
 }

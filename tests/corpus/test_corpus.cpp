@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <cstring>
-#include <iterator>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -84,7 +84,8 @@ unsigned touch(const lav2::io::TensorMap& m) {
   for (const auto& [name, v] : m) {
     if (v.numel() == 0) continue;
     std::uint64_t last = 0;
-    for (int i = 0; i < v.shape.rank; ++i) last += std::uint64_t(v.shape[i] - 1) * std::uint64_t(v.strides[std::size_t(i)]);
+    for (int i = 0; i < v.shape.rank; ++i)
+      last += std::uint64_t(v.shape[i] - 1) * std::uint64_t(v.strides[std::size_t(i)]);
     const auto* p = static_cast<const volatile unsigned char*>(v.data);
     const std::size_t es = lav2::dtype_size(v.dtype);
     s += p[0] + p[last * es + es - 1];

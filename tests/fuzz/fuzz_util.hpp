@@ -13,8 +13,8 @@
 #include <string>
 
 #include <lav2/core/error.hpp>
-#include <lav2/limits.hpp>
 #include <lav2/io/tensor_map.hpp>
+#include <lav2/limits.hpp>
 
 namespace lav2::fuzz {
 
@@ -48,7 +48,8 @@ inline Limits small_limits() {
 inline unsigned touch(const AnyTensorView& v) {
   if (v.numel() == 0 || v.data == nullptr) return 0;
   std::uint64_t last = 0;
-  for (int i = 0; i < v.shape.rank; ++i) last += std::uint64_t(v.shape[i] - 1) * std::uint64_t(v.strides[std::size_t(i)]);
+  for (int i = 0; i < v.shape.rank; ++i)
+    last += std::uint64_t(v.shape[i] - 1) * std::uint64_t(v.strides[std::size_t(i)]);
   const auto* p = static_cast<const volatile unsigned char*>(v.data);
   const std::size_t es = dtype_size(v.dtype);
   return p[0] + p[last * es + es - 1];
@@ -63,7 +64,7 @@ inline unsigned touch_all(const io::TensorMap& m) {
 }  // namespace lav2::fuzz
 
 /// Runs `body`, swallowing the two error classes a hostile input may legitimately cause.
-#define LAV2_FUZZ_EXPECTED_ERRORS(...) \
+#define LAV2_FUZZ_EXPECTED_ERRORS(...)   \
   try {                                  \
     __VA_ARGS__;                         \
   } catch (const ::lav2::load_error&) {  \

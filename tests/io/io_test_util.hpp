@@ -28,12 +28,12 @@ std::string message_of(Fn&& fn) {
 }  // namespace lav2_test
 
 /// Requires `expr` to throw E and its message to contain every given substring.
-#define LAV2_CHECK_THROWS_WITH_ALL(E, expr, ...)                                              \
-  do {                                                                                      \
-    const std::string lav2_msg_ = ::lav2_test::message_of<E>([&] { (void)(expr); });         \
-    for (const char* lav2_sub_ : {__VA_ARGS__}) {                                           \
-      INFO(lav2_msg_);                                                         \
-      const std::string lav2_want_ = std::string("missing: ") + lav2_sub_;       \
-      CHECK_MESSAGE(lav2_msg_.find(lav2_sub_) != std::string::npos, lav2_want_);             \
-    }                                                                                       \
+#define LAV2_CHECK_THROWS_WITH_ALL(E, expr, ...)                                     \
+  do {                                                                               \
+    const std::string lav2_msg_ = ::lav2_test::message_of<E>([&] { (void)(expr); }); \
+    for (const char* lav2_sub_ : {__VA_ARGS__}) {                                    \
+      INFO(lav2_msg_);                                                               \
+      const std::string lav2_want_ = std::string("missing: ") + lav2_sub_;           \
+      CHECK_MESSAGE(lav2_msg_.find(lav2_sub_) != std::string::npos, lav2_want_);     \
+    }                                                                                \
   } while (0)

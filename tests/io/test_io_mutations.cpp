@@ -75,6 +75,8 @@ TEST_CASE("mutated torch checkpoints load or fail with lav2 errors") {
 }
 
 TEST_CASE("mutated safetensors and npy files load or fail with lav2 errors") {
-  mutate_and_open("good.safetensors", [](const std::string& p) { lav2::io::SafetensorsFile f(p); }, 800);
-  mutate_and_open("f32_2x3.npy", [](const std::string& p) { (void)lav2::io::read_npy(p); }, 800);
+  mutate_and_open(
+      "good.safetensors", [](const std::string& p) { lav2::io::SafetensorsFile f(p); }, 800);
+  mutate_and_open(
+      "f32_2x3.npy", [](const std::string& p) { (void)lav2::io::read_npy(p); }, 800);
 }

@@ -14,8 +14,8 @@ TEST_CASE("json file: typed fields and errors naming the file and field") {
   CHECK(j.get_or<bool>("w_bias", false) == false);
   LAV2_CHECK_THROWS_WITH_ALL(lav2::load_error, j.get<int>("n_kv_heads"), "params.json", "'n_kv_heads' is missing");
   LAV2_CHECK_THROWS_WITH_ALL(lav2::load_error, j.get<std::string>("dim"), "params.json", "'dim' is 4096");
-  LAV2_CHECK_THROWS_WITH_ALL(lav2::load_error, lav2::io::read_json_file(io_data("bad.json")), "bad.json", "not valid JSON",
-                             "line 2");
+  LAV2_CHECK_THROWS_WITH_ALL(lav2::load_error, lav2::io::read_json_file(io_data("bad.json")), "bad.json",
+                             "not valid JSON", "line 2");
   LAV2_CHECK_THROWS_WITH_ALL(lav2::limit_error, lav2::io::read_json_file(io_data("params.json"), 10), "params.json",
                              "exceed the limit 10");
 }

@@ -1,12 +1,12 @@
 // .npy reader and writer against files numpy.save wrote.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <string>
-#include <unistd.h>
 
 #include "io/io_test_util.hpp"
 #include "lav2/io/npy.hpp"
@@ -41,7 +41,8 @@ TEST_CASE("npy: read numpy files of each dtype") {
   CHECK(s.shape.rank == 0);
   CHECK(*s.as<std::int32_t>().data() == -7);
   CHECK(lav2::io::read_npy_as<std::int64_t>(io_data("i64_1000.npy"))[999] == 999);
-  LAV2_CHECK_THROWS_WITH_ALL(lav2::load_error, lav2::io::read_npy_as<float>(io_data("i64_3.npy")), "holds i64, expected f32");
+  LAV2_CHECK_THROWS_WITH_ALL(lav2::load_error, lav2::io::read_npy_as<float>(io_data("i64_3.npy")),
+                             "holds i64, expected f32");
 }
 
 TEST_CASE("npy: the writer matches numpy.save byte for byte") {
@@ -59,12 +60,14 @@ TEST_CASE("npy: the writer matches numpy.save byte for byte") {
   lav2::io::write_npy(out, t);
   CHECK(slurp(out) == slurp(io_data("f32_2x3.npy")));
   std::remove(out.c_str());
-  LAV2_CHECK_THROWS_WITH_ALL(lav2::input_error, lav2::io::write_npy("/nonexistent-dir/x.npy", t), "cannot open for writing");
+  LAV2_CHECK_THROWS_WITH_ALL(lav2::input_error, lav2::io::write_npy("/nonexistent-dir/x.npy", t),
+                             "cannot open for writing");
 }
 
 TEST_CASE("npy: broken and unsupported files are rejected naming the file") {
   using lav2::load_error;
-  LAV2_CHECK_THROWS_WITH_ALL(load_error, lav2::io::read_npy(io_data("npy_fortran.npy")), "npy_fortran.npy", "fortran_order");
+  LAV2_CHECK_THROWS_WITH_ALL(load_error, lav2::io::read_npy(io_data("npy_fortran.npy")), "npy_fortran.npy",
+                             "fortran_order");
   LAV2_CHECK_THROWS_WITH_ALL(load_error, lav2::io::read_npy(io_data("npy_big_endian.npy")), "'>f4' is not supported");
   LAV2_CHECK_THROWS_WITH_ALL(load_error, lav2::io::read_npy(io_data("npy_f64.npy")), "'<f8' is not supported");
   LAV2_CHECK_THROWS_WITH_ALL(load_error, lav2::io::read_npy(io_data("npy_truncated.npy")), "npy_truncated.npy",

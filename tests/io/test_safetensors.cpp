@@ -35,14 +35,16 @@ TEST_CASE("safetensors: a misaligned data section is copied to aligned memory") 
 
 TEST_CASE("safetensors: every spec violation is a load_error naming the file and the tensor") {
   using lav2::load_error;
-  LAV2_CHECK_THROWS_WITH_ALL(load_error, SafetensorsFile(io_data("st_bad_dtype.safetensors")), "st_bad_dtype.safetensors",
-                             "tensor 'x'", "dtype 'Q4' is not supported");
-  LAV2_CHECK_THROWS_WITH_ALL(load_error, SafetensorsFile(io_data("st_f64.safetensors")), "dtype 'F64' is not supported");
+  LAV2_CHECK_THROWS_WITH_ALL(load_error, SafetensorsFile(io_data("st_bad_dtype.safetensors")),
+                             "st_bad_dtype.safetensors", "tensor 'x'", "dtype 'Q4' is not supported");
+  LAV2_CHECK_THROWS_WITH_ALL(load_error, SafetensorsFile(io_data("st_f64.safetensors")),
+                             "dtype 'F64' is not supported");
   LAV2_CHECK_THROWS_WITH_ALL(load_error, SafetensorsFile(io_data("st_shape_mismatch.safetensors")), "tensor 'x'",
                              "data_offsets span 8 bytes, shape (3,) of F32 needs 3 x 4");
   LAV2_CHECK_THROWS_WITH_ALL(load_error, SafetensorsFile(io_data("st_overlap.safetensors")), "st_overlap.safetensors",
                              "tensor 'b'", "overlaps");
-  LAV2_CHECK_THROWS_WITH_ALL(load_error, SafetensorsFile(io_data("st_hole.safetensors")), "bytes [4, 8)", "belong to no tensor");
+  LAV2_CHECK_THROWS_WITH_ALL(load_error, SafetensorsFile(io_data("st_hole.safetensors")), "bytes [4, 8)",
+                             "belong to no tensor");
   LAV2_CHECK_THROWS_WITH_ALL(load_error, SafetensorsFile(io_data("st_out_of_range.safetensors")), "tensor 'a'",
                              "data_offsets [8, 16]");
   LAV2_CHECK_THROWS_WITH_ALL(load_error, SafetensorsFile(io_data("st_bad_metadata.safetensors")), "__metadata__ 'n'",
@@ -54,5 +56,6 @@ TEST_CASE("safetensors: every spec violation is a load_error naming the file and
   LAV2_CHECK_THROWS_WITH_ALL(load_error, SafetensorsFile(io_data("empty.pth")), "too short");
   lav2::io::SafetensorsLimits lim;
   lim.max_header_bytes = 16;
-  LAV2_CHECK_THROWS_WITH_ALL(lav2::limit_error, SafetensorsFile(io_data("good.safetensors"), lim), "exceeds the limit 16");
+  LAV2_CHECK_THROWS_WITH_ALL(lav2::limit_error, SafetensorsFile(io_data("good.safetensors"), lim),
+                             "exceeds the limit 16");
 }

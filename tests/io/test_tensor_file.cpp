@@ -52,7 +52,8 @@ void write_safetensors(const fs::path& path, const lav2::io::TensorMap& tensors)
     REQUIRE(lav2::io::detail::is_dense(v));
     const std::size_t n = std::size_t(v.numel()) * lav2::dtype_size(v.dtype);
     std::vector<std::int64_t> shape(v.shape.dims.begin(), v.shape.dims.begin() + v.shape.rank);
-    header[name] = {{"dtype", safetensors_dtype(v.dtype)}, {"shape", shape}, {"data_offsets", {bytes.size(), bytes.size() + n}}};
+    header[name] = {
+        {"dtype", safetensors_dtype(v.dtype)}, {"shape", shape}, {"data_offsets", {bytes.size(), bytes.size() + n}}};
     bytes.append(static_cast<const char*>(v.data), n);
   }
   std::string h = header.dump();
@@ -83,9 +84,10 @@ TEST_CASE("open_tensor_file tells the three formats apart by their bytes") {
     TensorFileFormat format;
     const char* key;
   };
-  for (const Case& c : {Case{data("tiny_clip/state_dict.pth"), TensorFileFormat::torch_checkpoint, "visual.conv1.weight"},
-                        Case{data("tiny_clip/ViT-tiny.pt"), TensorFileFormat::torchscript, "visual.conv1.weight"},
-                        Case{data("io/good.safetensors"), TensorFileFormat::safetensors, nullptr}}) {
+  for (const Case& c :
+       {Case{data("tiny_clip/state_dict.pth"), TensorFileFormat::torch_checkpoint, "visual.conv1.weight"},
+        Case{data("tiny_clip/ViT-tiny.pt"), TensorFileFormat::torchscript, "visual.conv1.weight"},
+        Case{data("io/good.safetensors"), TensorFileFormat::safetensors, nullptr}}) {
     CAPTURE(c.file);
     const lav2::io::TensorFile f = lav2::io::open_tensor_file(c.file);
     CHECK(f.format == c.format);

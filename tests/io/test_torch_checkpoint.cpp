@@ -157,8 +157,8 @@ TEST_CASE("hostile pickles are rejected naming the file and the global or opcode
 
 TEST_CASE("tensor records that do not fit their storage are rejected naming the tensor") {
   using lav2::load_error;
-  LAV2_CHECK_THROWS_WITH_ALL(load_error, TorchCheckpoint(io_data("short_storage.pth")),
-                             "checkpoint '", "short_storage.pth': tensor 'layers.3.attention.wq.weight': "
+  LAV2_CHECK_THROWS_WITH_ALL(load_error, TorchCheckpoint(io_data("short_storage.pth")), "checkpoint '",
+                             "short_storage.pth': tensor 'layers.3.attention.wq.weight': "
                              "storage holds 100 elements, the view needs 4096");
   LAV2_CHECK_THROWS_WITH_ALL(load_error, TorchCheckpoint(io_data("stride_out_of_range.pth")), "stride_out_of_range.pth",
                              "tensor 'w'", "storage holds 16 elements, the view needs 19", "strides (5, 1)");

@@ -29,11 +29,24 @@ std::vector<float> boundary_cases(Widen widen) {
     const float mid = float((double(a) + double(b)) / 2);
     v.insert(v.end(), {a, b, mid, std::nextafter(mid, -INFINITY), std::nextafter(mid, INFINITY)});
   }
-  const float specials[] = {0.0f, -0.0f, INFINITY, -INFINITY, std::numeric_limits<float>::max(),
-                            -std::numeric_limits<float>::max(), std::numeric_limits<float>::denorm_min(),
-                            std::numeric_limits<float>::min(), 65504.0f, 65519.99f, 65520.0f, 1e-8f, -1e-8f,
-                            f32_from_bits(0x7fc00000u), f32_from_bits(0xffc00001u), f32_from_bits(0x7f800001u),
-                            f32_from_bits(0x7fbfffffu), f32_from_bits(0xff812345u)};
+  const float specials[] = {0.0f,
+                            -0.0f,
+                            INFINITY,
+                            -INFINITY,
+                            std::numeric_limits<float>::max(),
+                            -std::numeric_limits<float>::max(),
+                            std::numeric_limits<float>::denorm_min(),
+                            std::numeric_limits<float>::min(),
+                            65504.0f,
+                            65519.99f,
+                            65520.0f,
+                            1e-8f,
+                            -1e-8f,
+                            f32_from_bits(0x7fc00000u),
+                            f32_from_bits(0xffc00001u),
+                            f32_from_bits(0x7f800001u),
+                            f32_from_bits(0x7fbfffffu),
+                            f32_from_bits(0xff812345u)};
   v.insert(v.end(), std::begin(specials), std::end(specials));
   return v;
 }

@@ -37,8 +37,8 @@ void check_against_ref(ThreadPool& pool, std::int64_t M, std::int64_t N, std::in
 TEST_CASE_TEMPLATE("matmul: simd vs ref over edge and LLaMA sizes", W, float, f16_t, bf16_t) {
   ThreadPool pool(2);
   // Matvec (M = 1) with K at the lane edges and the 7B sizes.
-  for (std::int64_t K : {std::int64_t(1), kLanes - 1, kLanes, kLanes + 1, 2 * kLanes + 1, std::int64_t(4096),
-                         std::int64_t(11008)}) {
+  for (std::int64_t K :
+       {std::int64_t(1), kLanes - 1, kLanes, kLanes + 1, 2 * kLanes + 1, std::int64_t(4096), std::int64_t(11008)}) {
     if (K < 1) continue;
     check_against_ref<W>(pool, 1, 37, K);
   }
@@ -121,8 +121,8 @@ TEST_CASE("matmul with an empty dimension writes nothing / zeros") {
   simd::matmul_fn{}(Arch{}, pool, out.data(), x.data(), w.data(), 0, 3, 1);  // M = 0: no-op
 }
 
-TEST_CASE_TEMPLATE("matmul's epilogue (bias, residual) gives the bits of separate adds, on both paths", W, float,
-                   f16_t, bf16_t) {
+TEST_CASE_TEMPLATE("matmul's epilogue (bias, residual) gives the bits of separate adds, on both paths", W, float, f16_t,
+                   bf16_t) {
   ThreadPool pool(2);
   for (std::int64_t M : {1, 3, 40, 257}) {
     const std::int64_t N = 75, K = 300;

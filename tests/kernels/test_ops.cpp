@@ -139,7 +139,8 @@ TEST_CASE("attention_head and the gated adapter step: simd vs ref") {
       const std::int64_t stride = 3 * hd + 1;  // odd stride: unaligned rows of an interleaved cache
       const auto q = random_vector(hd, 10), k = random_vector(n_keys * stride, 11),
                  v = random_vector(n_keys * stride, 12);
-      std::vector<float> scratch(static_cast<std::size_t>(n_keys)), g(static_cast<std::size_t>(hd)), r(static_cast<std::size_t>(hd));
+      std::vector<float> scratch(static_cast<std::size_t>(n_keys)), g(static_cast<std::size_t>(hd)),
+          r(static_cast<std::size_t>(hd));
       const float scale = 1.0f / std::sqrt(float(hd));
       simd::attention_head_fn{}(Arch{}, g.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale,
                                 scratch.data());
@@ -147,8 +148,8 @@ TEST_CASE("attention_head and the gated adapter step: simd vs ref") {
       expect_close("attention_head", n_keys, g, r, 1e-6, 0.0);  // convex mix of |v| <= 1
       g = r = random_vector(hd, 13);
       const float gate = std::tanh(0.8f) * 0.5f;
-      simd::adapter_attention_head_fn{}(Arch{}, g.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale,
-                                        gate, scratch.data());
+      simd::adapter_attention_head_fn{}(Arch{}, g.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale, gate,
+                                        scratch.data());
       ref::adapter_attention_head(r.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale, gate,
                                   scratch.data());
       expect_close("adapter_attention_head", n_keys, g, r, 1e-6, 0.0);

@@ -34,7 +34,6 @@ std::vector<int> golden_ids(const std::string& variant) {
   return std::vector<int>(t.begin(), t.end());
 }
 
-
 // The variant's expected run-time spec, checked against what the loader read.
 struct Expect {
   const char* name;
@@ -139,14 +138,18 @@ TEST_CASE("every accepted combination matches the reference through the full blo
 TEST_CASE("perturbing each parameter group moves lav2 and the reference the same way") {
   // group -> which adapter keys belong to it (the same rules as the fixture script).
   const std::vector<std::pair<std::string, std::function<bool(const std::string&)>>> groups = {
-      {"gates", [](const std::string& k) { return k.size() > 15 && k.compare(k.size() - 15, 15, ".attention.gate") == 0; }},
+      {"gates",
+       [](const std::string& k) { return k.size() > 15 && k.compare(k.size() - 15, 15, ".attention.gate") == 0; }},
       {"new_gate", [](const std::string& k) { return k.find(".attention.new_gate") != std::string::npos; }},
       {"adapter_prompts", [](const std::string& k) { return k == "adapter_query.weight"; }},
-      {"biases", [](const std::string& k) {
-         return (k.size() > 5 && k.compare(k.size() - 5, 5, ".bias") == 0) || (k.size() > 5 && k.compare(k.size() - 5, 5, "_bias") == 0);
+      {"biases",
+       [](const std::string& k) {
+         return (k.size() > 5 && k.compare(k.size() - 5, 5, ".bias") == 0) ||
+                (k.size() > 5 && k.compare(k.size() - 5, 5, "_bias") == 0);
        }},
       {"lora", [](const std::string& k) { return k.find(".lora_") != std::string::npos; }},
-      {"norms", [](const std::string& k) {
+      {"norms",
+       [](const std::string& k) {
          return k == "llama.norm.weight" || (k.size() > 12 && k.compare(k.size() - 12, 12, "_norm.weight") == 0);
        }},
       {"scales", [](const std::string& k) { return k.size() > 6 && k.compare(k.size() - 6, 6, "_scale") == 0; }},
@@ -203,17 +206,20 @@ TEST_CASE("adapter load errors name the file and the problem") {
   CHECK(msg.find("fusion_too_deep.pth") != std::string::npos);
   CHECK(msg.find("'fusion_depth' is 5, but first_k needs 1..2") != std::string::npos);
   msg = bad("fusion_unknown");
-  CHECK(msg.find("'fusion_mode' is 'late', expected one of all_adapter_layers, first_k, paper_early") != std::string::npos);
+  CHECK(msg.find("'fusion_mode' is 'late', expected one of all_adapter_layers, first_k, paper_early") !=
+        std::string::npos);
   msg = bad("unexpected_key");
   CHECK(msg.find("unexpected tensor 'llama.layers.0.attention.foo'") != std::string::npos);
   msg = bad("wrong_prompt_rows");
-  CHECK(msg.find("tensor 'adapter_query.weight' has 7 rows, which is not a multiple of query_len 10") != std::string::npos);
+  CHECK(msg.find("tensor 'adapter_query.weight' has 7 rows, which is not a multiple of query_len 10") !=
+        std::string::npos);
   msg = bad("wrong_gate_shape");
   CHECK(msg.find("'layers.1.attention.gate' has shape (1, 3, 1, 1), expected (1, 4, 1, 1)") != std::string::npos);
   msg = bad("lora_rank_mismatch");
   // The rank comes from the shapes; the config may only confirm it.
-  CHECK(msg.find("config 'lora_rank' is 8, but tensor 'llama.layers.0.attention.lora_wk_l1.weight' (its rows) gives 4") !=
-        std::string::npos);
+  CHECK(
+      msg.find("config 'lora_rank' is 8, but tensor 'llama.layers.0.attention.lora_wk_l1.weight' (its rows) gives 4") !=
+      std::string::npos);
   msg = bad("config_not_dict");
   CHECK(msg.find("'config' must be a dict") != std::string::npos);
 }
@@ -280,7 +286,8 @@ TEST_CASE("mixed dtypes: an f32 output.weight beside f16 layers stays f32") {
 }
 
 TEST_CASE("fuzz regression: a V1-layout 'adapter_query.weight' that is not a tensor is a load error") {
-  const std::string file = std::string(LAV2_SOURCE_DIR) + "/tests/fuzz/regressions/json_config/adapter_query_not_a_tensor.pth";
+  const std::string file =
+      std::string(LAV2_SOURCE_DIR) + "/tests/fuzz/regressions/json_config/adapter_query_not_a_tensor.pth";
   const std::string msg = error_of([&] { model::load_model(kTiny + "/tiny", 512, file); });
   CHECK(msg.find("adapter_query_not_a_tensor.pth") != std::string::npos);
   CHECK(msg.find("'adapter_query.weight' is not a tensor") != std::string::npos);

@@ -149,11 +149,13 @@ TEST_CASE("a stop string ends generation without being emitted; the callback sto
   CHECK(c.generated_ids.size() < full.generated_ids.size());
   // The cache holds the prompt and every fed id; the last sampled one stays pending.
   CHECK(st3.position() == std::int64_t(ids.size() + c.generated_ids.size()) - 1);
-  CHECK(error_of([&] { model::generate(f.adapter.model, st3, pool, f.tok, ids, [] {
-          model::GenerateOptions o;
-          o.stop = {""};
-          return o;
-        }()); }).find("stop string is empty") != std::string::npos);
+  CHECK(error_of([&] {
+          model::generate(f.adapter.model, st3, pool, f.tok, ids, [] {
+            model::GenerateOptions o;
+            o.stop = {""};
+            return o;
+          }());
+        }).find("stop string is empty") != std::string::npos);
 }
 
 TEST_CASE("the KV cache grows with the sequence, in f32 or f16") {

@@ -212,13 +212,15 @@ const std::string& llama_tokenizer_json() {
       b = e + 1;
     }
     REQUIRE(vocab.size() == 32000);
-    std::string j = R"({"version":"1.0","added_tokens":[)"
-                    R"({"id":0,"content":"<unk>","special":true},{"id":1,"content":"<s>","special":true},)"
-                    R"({"id":2,"content":"</s>","special":true}],)"
-                    R"("normalizer":{"type":"Sequence","normalizers":[{"type":"Prepend","prepend":"\u2581"},)"
-                    R"({"type":"Replace","pattern":{"String":" "},"content":"\u2581"}]},"pre_tokenizer":null,)"
-                    R"("model":{"type":"BPE","dropout":null,"unk_token":"<unk>","fuse_unk":true,"byte_fallback":true,"vocab":{)";
-    for (std::size_t i = 0; i < vocab.size(); ++i) j += (i ? "," : "") + json_string(vocab[i]) + ":" + std::to_string(i);
+    std::string j =
+        R"({"version":"1.0","added_tokens":[)"
+        R"({"id":0,"content":"<unk>","special":true},{"id":1,"content":"<s>","special":true},)"
+        R"({"id":2,"content":"</s>","special":true}],)"
+        R"("normalizer":{"type":"Sequence","normalizers":[{"type":"Prepend","prepend":"\u2581"},)"
+        R"({"type":"Replace","pattern":{"String":" "},"content":"\u2581"}]},"pre_tokenizer":null,)"
+        R"("model":{"type":"BPE","dropout":null,"unk_token":"<unk>","fuse_unk":true,"byte_fallback":true,"vocab":{)";
+    for (std::size_t i = 0; i < vocab.size(); ++i)
+      j += (i ? "," : "") + json_string(vocab[i]) + ":" + std::to_string(i);
     j += R"(},"merges":[)";
     REQUIRE(merges_blob.size() % 4 == 0);
     for (std::size_t i = 0; i < merges_blob.size(); i += 4) {

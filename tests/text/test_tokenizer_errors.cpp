@@ -96,7 +96,10 @@ TEST_CASE("malformed tokenizer.model: load_error naming the file and the field")
   CHECK(contains(m, "truncated varint"));
   m = error_of<load_error>(load(std::string("\x08\x01", 2)));  // pieces as a varint
   CHECK(contains(m, "wire type"));
-  m = error_of<load_error>(load(std::string("\x0A\x05" "ab", 4)));  // length 5, 2 bytes left
+  m =
+      error_of<load_error>(load(std::string("\x0A\x05"
+                                            "ab",
+                                            4)));  // length 5, 2 bytes left
   CHECK(contains(m, "truncated"));
   m = error_of<load_error>(load(std::string("\x0B", 1)));  // wire type 3 (group)
   CHECK(contains(m, "wire type"));

@@ -32,8 +32,9 @@ TEST_CASE("encode adds bos/eos like the official Tokenizer; edge strings") {
   const Tokenizer tok = Tokenizer::load(tokenizer_data("tiny.model"));
   SpOracle sp;
   sp.load_file(tokenizer_data("tiny.model"));
-  for (const std::string& s : std::vector<std::string>{"", " ", "  ", "\t", "\n", "hello", " hello", "hello ", "a  b", "\xFF", "\xE6\x97",
-                              "12345", "\xF0\x9F\xA6\x99", std::string("a\0b", 3)}) {
+  for (const std::string& s :
+       std::vector<std::string>{"", " ", "  ", "\t", "\n", "hello", " hello", "hello ", "a  b", "\xFF", "\xE6\x97",
+                                "12345", "\xF0\x9F\xA6\x99", std::string("a\0b", 3)}) {
     std::vector<int> want = sp.encode(s);
     CHECK(tok.encode(s, false, false) == want);
     want.insert(want.begin(), 1);
@@ -44,6 +45,8 @@ TEST_CASE("encode adds bos/eos like the official Tokenizer; edge strings") {
   }
   CHECK(tok.encode("", true, true) == std::vector<int>{1, 2});
   CHECK(tok.decode({}) == "");
-  CHECK(tok.normalize(" a") == "\xE2\x96\x81\xE2\x96\x81" "a");
+  CHECK(tok.normalize(" a") ==
+        "\xE2\x96\x81\xE2\x96\x81"
+        "a");
   CHECK(tok.normalize("\xFF") == "\xE2\x96\x81\xEF\xBF\xBD");
 }

@@ -46,16 +46,54 @@ class StringGen {
   std::uint32_t below(std::uint32_t n) { return next() % n; }
 
   std::string make() {
-    static const char* kWords[] = {"the", "hello", "world", "llama", "adapter", "token", "image", "quick",
-                                   "brown", "fox", "jumps", "The", "Hello", "running", "instruction", "answer",
-                                   "caf\xC3\xA9", "na\xC3\xAFve", "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E",
-                                   "\xE4\xBD\xA0\xE5\xA5\xBD", "\xD0\xBF\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82",
-                                   "\xF0\x9F\xA6\x99", "\xF0\x9F\x98\x80", "<s>", "</s>", "<unk>", "<0x41>",
-                                   "<image>", "###", "Instruction:", "\xF0\x9F\xA6\x99llama", "\xE2\x96\x81",
-                                   "\xEF\xBF\xBD", "a", "I", "'s", "n't", ",", ".", "!", "?"};
+    static const char* kWords[] = {"the",
+                                   "hello",
+                                   "world",
+                                   "llama",
+                                   "adapter",
+                                   "token",
+                                   "image",
+                                   "quick",
+                                   "brown",
+                                   "fox",
+                                   "jumps",
+                                   "The",
+                                   "Hello",
+                                   "running",
+                                   "instruction",
+                                   "answer",
+                                   "caf\xC3\xA9",
+                                   "na\xC3\xAFve",
+                                   "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E",
+                                   "\xE4\xBD\xA0\xE5\xA5\xBD",
+                                   "\xD0\xBF\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82",
+                                   "\xF0\x9F\xA6\x99",
+                                   "\xF0\x9F\x98\x80",
+                                   "<s>",
+                                   "</s>",
+                                   "<unk>",
+                                   "<0x41>",
+                                   "<image>",
+                                   "###",
+                                   "Instruction:",
+                                   "\xF0\x9F\xA6\x99llama",
+                                   "\xE2\x96\x81",
+                                   "\xEF\xBF\xBD",
+                                   "a",
+                                   "I",
+                                   "'s",
+                                   "n't",
+                                   ",",
+                                   ".",
+                                   "!",
+                                   "?"};
     static const char* kSpaces[] = {" ", "  ", "   ", "\t", "\n", "\r\n", " \n ", "\xC2\xA0", "\xE3\x80\x80", "\t\t"};
-    static const char* kBad[] = {"\x80", "\xFF", "\xC0\xAF", "\xE6\x97", "\xED\xA0\x80", "\xF4\x90\x80\x80",
-                                 "\xF0\x9F\xA6", "\xC3", "\xBF\xBF", "\xF8\x88\x80\x80\x80", "\xFE"};
+    static const char* kBad[] = {"\x80",         "\xFF",
+                                 "\xC0\xAF",     "\xE6\x97",
+                                 "\xED\xA0\x80", "\xF4\x90\x80\x80",
+                                 "\xF0\x9F\xA6", "\xC3",
+                                 "\xBF\xBF",     "\xF8\x88\x80\x80\x80",
+                                 "\xFE"};
     const std::uint32_t kind = below(20);
     if (kind == 0) return std::string();
     std::string s;
@@ -78,9 +116,9 @@ class StringGen {
  private:
   char32_t random_code_point() {
     static const std::pair<char32_t, char32_t> kRanges[] = {
-        {0x20, 0x7E},       {0xA0, 0x17F},      {0x370, 0x3FF},    {0x400, 0x4FF},  {0x300, 0x36F},
-        {0x4E00, 0x4E80},   {0x3040, 0x30FF},   {0xAC00, 0xAC40},  {0x1F600, 0x1F64F}, {0x1F980, 0x1F9AF},
-        {0x2000, 0x206F},   {0xE000, 0xE010},   {0xFFF0, 0xFFFD},  {0x10FFF0, 0x10FFFF}, {0x2581, 0x2581}};
+        {0x20, 0x7E},     {0xA0, 0x17F},    {0x370, 0x3FF},   {0x400, 0x4FF},       {0x300, 0x36F},
+        {0x4E00, 0x4E80}, {0x3040, 0x30FF}, {0xAC00, 0xAC40}, {0x1F600, 0x1F64F},   {0x1F980, 0x1F9AF},
+        {0x2000, 0x206F}, {0xE000, 0xE010}, {0xFFF0, 0xFFFD}, {0x10FFF0, 0x10FFFF}, {0x2581, 0x2581}};
     const auto& r = kRanges[below(sizeof(kRanges) / sizeof(*kRanges))];
     return r.first + below(static_cast<std::uint32_t>(r.second - r.first + 1));
   }
@@ -145,8 +183,9 @@ inline int check_parity(const lav2::text::Tokenizer& tok, const SpOracle& sp, in
     std::vector<int> ids(gen.below(12));
     for (int& id : ids) {
       const std::uint32_t r = gen.below(4);
-      id = r == 0 ? static_cast<int>(gen.below(4)) : r == 1 ? 3 + static_cast<int>(gen.below(256))
-                                                            : static_cast<int>(gen.below(tok.vocab_size()));
+      id = r == 0   ? static_cast<int>(gen.below(4))
+           : r == 1 ? 3 + static_cast<int>(gen.below(256))
+                    : static_cast<int>(gen.below(tok.vocab_size()));
       if (tok.piece_type(id) == lav2::text::PieceType::kByte && r == 1 && gen.below(2))
         id = tok.piece_to_id(lav2::text::detail::byte_piece(static_cast<unsigned char>(0xC0 + gen.below(0x35))));
     }
@@ -175,7 +214,9 @@ inline void put_varint(std::string& out, std::uint64_t v) {
   }
   out += static_cast<char>(v);
 }
-inline void put_key(std::string& out, int field, int wire) { put_varint(out, static_cast<std::uint64_t>(field) << 3 | wire); }
+inline void put_key(std::string& out, int field, int wire) {
+  put_varint(out, static_cast<std::uint64_t>(field) << 3 | wire);
+}
 inline void put_bytes(std::string& out, int field, const std::string& b) {
   put_key(out, field, 2);
   put_varint(out, b.size());

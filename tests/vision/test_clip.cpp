@@ -7,14 +7,14 @@
 #include <memory>
 #include <string>
 
-#include "vision/tiny_clip_data.hpp"
 #include "lav2/io/npy.hpp"
-#include "lav2/io/weight_bind.hpp"
 #include "lav2/io/torch_checkpoint.hpp"
+#include "lav2/io/weight_bind.hpp"
 #include "lav2/vision/clip_vit.hpp"
 #include "lav2/vision/image.hpp"
 #include "lav2/vision/image_preprocess.hpp"
 #include "lav2/vision/visual_projector.hpp"
+#include "vision/tiny_clip_data.hpp"
 
 using lav2::Shape;
 using lav2::Tensor;
@@ -54,12 +54,14 @@ TEST_CASE("CLIP + projector vs the reference, real and all-zero images; TorchScr
 
   // The real image: lav2's preprocessing reproduces the golden input exactly.
   const Tensor<float> img = clip_golden("image_preprocessed.npy");
-  const Tensor<float> mine = lav2::vision::preprocess_clip(lav2::vision::load_image(data_path("images/resize/021_449x300_mixed.png")));
+  const Tensor<float> mine =
+      lav2::vision::preprocess_clip(lav2::vision::load_image(data_path("images/resize/021_449x300_mixed.png")));
   CHECK(values_diff(mine, img) == 0.0);
 
   for (const char* which : {"image", "zero"}) {
     CAPTURE(which);
-    const Tensor<float> x = std::string(which) == "image" ? clip_golden("image_preprocessed.npy") : lav2::vision::zero_image();
+    const Tensor<float> x =
+        std::string(which) == "image" ? clip_golden("image_preprocessed.npy") : lav2::vision::zero_image();
     const Tensor<float> f_ts = ts.encode(pool, x);
     const Tensor<float> f_sd = sd.encode(pool, x);
     CHECK(f_ts.shape() == Shape{257, 32});
@@ -99,29 +101,33 @@ TEST_CASE("CLIP: f32 weights give the same features as the f16 weights they wide
 TEST_CASE("CLIP and projector: errors name the file, tensor, expected and actual") {
   lav2::io::TorchCheckpoint ck(data_path("tiny_adapter/visual_only.pth"));
   auto model = ck.tensors("model");
-  CHECK_THROWS_WITH_AS(VisualProjector::from_tensors(model, "a.pth", 5), doctest::Contains("visual_heads 5 does not divide"),
-                       lav2::input_error);
+  CHECK_THROWS_WITH_AS(VisualProjector::from_tensors(model, "a.pth", 5),
+                       doctest::Contains("visual_heads 5 does not divide"), lav2::input_error);
   auto bad = model;
   bad.erase("visual_blocks.1.mlp.fc2.bias");
   CHECK_THROWS_WITH_AS(VisualProjector::from_tensors(bad, "a.pth"),
-                       doctest::Contains("checkpoint 'a.pth': tensor 'visual_blocks.1.mlp.fc2.bias' is missing"), lav2::load_error);
+                       doctest::Contains("checkpoint 'a.pth': tensor 'visual_blocks.1.mlp.fc2.bias' is missing"),
+                       lav2::load_error);
   bad = model;
   bad["visual_proj.bias"].shape = Shape{63};
   CHECK_THROWS_WITH_AS(VisualProjector::from_tensors(bad, "a.pth"),
-                       doctest::Contains("tensor 'visual_proj.bias' has shape (63,), expected (64,)"), lav2::load_error);
+                       doctest::Contains("tensor 'visual_proj.bias' has shape (63,), expected (64,)"),
+                       lav2::load_error);
 
   lav2::io::TorchCheckpoint sd(data_path("tiny_clip/state_dict.pth"));
   auto t = sd.tensors();
   t["visual.transformer.resblocks.1.mlp.c_proj.weight"].shape = Shape{128, 65};
-  CHECK_THROWS_WITH_AS(ClipVisionModel::from_tensors(t, "c.pth"),
-                       doctest::Contains("tensor 'visual.transformer.resblocks.1.mlp.c_proj.weight' has shape (128, 65), expected (128, 64)"),
-                       lav2::load_error);
+  CHECK_THROWS_WITH_AS(
+      ClipVisionModel::from_tensors(t, "c.pth"),
+      doctest::Contains(
+          "tensor 'visual.transformer.resblocks.1.mlp.c_proj.weight' has shape (128, 65), expected (128, 64)"),
+      lav2::load_error);
   t = sd.tensors();
   t["visual.positional_embedding"].shape = Shape{250, 128};
-  CHECK_THROWS_WITH_AS(ClipVisionModel::from_tensors(t, "c.pth"), doctest::Contains("'visual.positional_embedding' has shape (250, 128)"),
-                       lav2::load_error);
-  CHECK_THROWS_WITH_AS(ClipVisionModel::load(data_path("tiny_adapter/visual_only.pth")), doctest::Contains("no CLIP vision tower"),
-                       lav2::load_error);
+  CHECK_THROWS_WITH_AS(ClipVisionModel::from_tensors(t, "c.pth"),
+                       doctest::Contains("'visual.positional_embedding' has shape (250, 128)"), lav2::load_error);
+  CHECK_THROWS_WITH_AS(ClipVisionModel::load(data_path("tiny_adapter/visual_only.pth")),
+                       doctest::Contains("no CLIP vision tower"), lav2::load_error);
   const ClipVisionModel m = ClipVisionModel::from_tensors(sd.tensors(), "c.pth", sd.keep_alive());
   ThreadPool pool(1);
   CHECK_THROWS_AS(m.encode(pool, Tensor<float>(Shape{3, 223, 224})), lav2::input_error);

@@ -154,13 +154,28 @@ TEST_CASE("all 8 EXIF orientations, both TIFF byte orders, are exact transforms 
       for (int sx = 0; sx < w; ++sx) {
         int x = sx, y = sy;
         switch (o) {
-          case 2: x = w - 1 - sx; break;                   // mirrored
-          case 3: x = w - 1 - sx; y = h - 1 - sy; break;   // upside down
-          case 4: y = h - 1 - sy; break;                   // flipped
-          case 5: x = sy; y = sx; break;                   // transposed
-          case 6: x = h - 1 - sy; y = sx; break;           // needs 90 degrees clockwise
-          case 7: x = h - 1 - sy; y = w - 1 - sx; break;   // transverse
-          case 8: x = sy; y = w - 1 - sx; break;           // needs 90 degrees counter-clockwise
+          case 2: x = w - 1 - sx; break;  // mirrored
+          case 3:
+            x = w - 1 - sx;
+            y = h - 1 - sy;
+            break;                        // upside down
+          case 4: y = h - 1 - sy; break;  // flipped
+          case 5:
+            x = sy;
+            y = sx;
+            break;  // transposed
+          case 6:
+            x = h - 1 - sy;
+            y = sx;
+            break;  // needs 90 degrees clockwise
+          case 7:
+            x = h - 1 - sy;
+            y = w - 1 - sx;
+            break;  // transverse
+          case 8:
+            x = sy;
+            y = w - 1 - sx;
+            break;  // needs 90 degrees counter-clockwise
           default: break;
         }
         for (int c = 0; c < 3; ++c) bad += got.at(x, y, c) != base.at(sx, sy, c);
@@ -175,12 +190,22 @@ TEST_CASE("EXIF parser: byte orders, malformed and hostile payloads fall back to
   auto make = [](bool be, std::uint16_t tag, std::uint16_t type, std::uint32_t count, std::uint16_t value) {
     std::vector<std::uint8_t> v = {'E', 'x', 'i', 'f', 0, 0};
     auto u16 = [&](std::uint32_t x) {
-      if (be) { v.push_back(std::uint8_t(x >> 8)); v.push_back(std::uint8_t(x)); }
-      else { v.push_back(std::uint8_t(x)); v.push_back(std::uint8_t(x >> 8)); }
+      if (be) {
+        v.push_back(std::uint8_t(x >> 8));
+        v.push_back(std::uint8_t(x));
+      } else {
+        v.push_back(std::uint8_t(x));
+        v.push_back(std::uint8_t(x >> 8));
+      }
     };
     auto u32 = [&](std::uint32_t x) {
-      if (be) { u16(x >> 16); u16(x & 0xFFFF); }
-      else { u16(x & 0xFFFF); u16(x >> 16); }
+      if (be) {
+        u16(x >> 16);
+        u16(x & 0xFFFF);
+      } else {
+        u16(x & 0xFFFF);
+        u16(x >> 16);
+      }
     };
     v.push_back(be ? 'M' : 'I');
     v.push_back(be ? 'M' : 'I');
@@ -207,16 +232,20 @@ TEST_CASE("EXIF parser: byte orders, malformed and hostile payloads fall back to
     v = make(be, 0x0110, 3, 1, 6);  // another tag
     CHECK(parse_exif_orientation(v.data(), v.size()) == 1);
     v = make(be, 0x0112, 3, 1, 6);
-    for (std::size_t n = 0; n <= v.size(); ++n)  // every truncation stays in bounds
+    for (std::size_t n = 0; n <= v.size(); ++n)                         // every truncation stays in bounds
       CHECK(parse_exif_orientation(v.data(), n) == (n >= 28 ? 6 : 1));  // IFD0 entry ends at 28
-    v[be ? 9 : 8] = 0;  // corrupt the 42
+    v[be ? 9 : 8] = 0;                                                  // corrupt the 42
     CHECK(parse_exif_orientation(v.data(), v.size()) == 1);
   }
   auto v = make(false, 0x0112, 3, 1, 6);
-  v[10] = 0xF0; v[11] = 0xFF; v[12] = 0xFF; v[13] = 0xFF;  // IFD offset far outside
+  v[10] = 0xF0;
+  v[11] = 0xFF;
+  v[12] = 0xFF;
+  v[13] = 0xFF;  // IFD offset far outside
   CHECK(parse_exif_orientation(v.data(), v.size()) == 1);
   v = make(false, 0x0110, 3, 1, 6);
-  v[14] = 0xFF; v[15] = 0xFF;  // 65535 entries claimed, the scan runs off the end
+  v[14] = 0xFF;
+  v[15] = 0xFF;  // 65535 entries claimed, the scan runs off the end
   CHECK(parse_exif_orientation(v.data(), v.size()) == 1);
   v[6] = 'X';
   CHECK(parse_exif_orientation(v.data(), v.size()) == 1);

@@ -23,7 +23,8 @@ struct Fixture {
   std::shared_ptr<const ClipVisionModel> clip =
       std::make_shared<const ClipVisionModel>(ClipVisionModel::load(data_path("tiny_clip/ViT-tiny.pt")));
   lav2::io::TorchCheckpoint adapter{data_path("tiny_adapter/visual_only.pth")};
-  VisualEncoder encoder = VisualEncoder::from_adapter(clip, adapter.tensors("model"), adapter.path(), 16, adapter.keep_alive());
+  VisualEncoder encoder =
+      VisualEncoder::from_adapter(clip, adapter.tensors("model"), adapter.path(), 16, adapter.keep_alive());
 };
 }  // namespace
 
@@ -43,7 +44,8 @@ TEST_CASE("VisualEncoder: image, file and zero image match the reference; steps 
   const Tensor<float> from_file = e.encode_file(pool, data_path("images/resize/021_449x300_mixed.png"));
   CHECK(lav2::test::max_abs_diff(from_file, query) == 0.0);
 
-  const lav2::vision::VisualEncoding steps = e.encode_steps(pool, e.preprocess_file(data_path("images/resize/021_449x300_mixed.png")));
+  const lav2::vision::VisualEncoding steps =
+      e.encode_steps(pool, e.preprocess_file(data_path("images/resize/021_449x300_mixed.png")));
   CHECK(values_diff(steps.image, image) == 0.0);
   CHECK(values_diff(steps.features, clip_golden("clip_features_image.npy")) <= 1e-4);
   CHECK(lav2::test::max_abs_diff(steps.query, query) == 0.0);
@@ -71,9 +73,11 @@ TEST_CASE("VisualEncoder: errors name what does not fit") {
   lav2::vision::VisualProjectorConfig pc = lav2::vision::projector_tiny_config(64);
   pc.clip_dim = 48;  // the tower gives 32
   CHECK_THROWS_WITH_AS(VisualEncoder(f.clip, lav2::vision::random_visual_projector(pc, pool)),
-                       doctest::Contains("takes CLIP features of width 48, but the CLIP tower gives 32"), lav2::load_error);
-  CHECK_THROWS_WITH_AS(VisualEncoder(nullptr, lav2::vision::random_visual_projector(pc, pool)), doctest::Contains("no CLIP tower"),
-                       lav2::input_error);
-  CHECK_THROWS_WITH_AS(f.encoder.encode_file(pool, data_path("no_such.png")), doctest::Contains("no_such.png"), lav2::error);
+                       doctest::Contains("takes CLIP features of width 48, but the CLIP tower gives 32"),
+                       lav2::load_error);
+  CHECK_THROWS_WITH_AS(VisualEncoder(nullptr, lav2::vision::random_visual_projector(pc, pool)),
+                       doctest::Contains("no CLIP tower"), lav2::input_error);
+  CHECK_THROWS_WITH_AS(f.encoder.encode_file(pool, data_path("no_such.png")), doctest::Contains("no_such.png"),
+                       lav2::error);
   CHECK_THROWS_AS(f.encoder.encode(pool, Tensor<float>(lav2::Shape{3, 223, 224})), lav2::input_error);
 }

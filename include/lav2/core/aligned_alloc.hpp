@@ -59,9 +59,13 @@ struct AlignedAllocator {
   T* allocate(std::size_t n) { return static_cast<T*>(aligned_alloc_bytes(n * sizeof(T))); }
   void deallocate(T* p, std::size_t n) { aligned_free(p, n * sizeof(T)); }
   template <class U>
-  bool operator==(const AlignedAllocator<U>&) const { return true; }
+  bool operator==(const AlignedAllocator<U>&) const {
+    return true;
+  }
   template <class U>
-  bool operator!=(const AlignedAllocator<U>&) const { return false; }
+  bool operator!=(const AlignedAllocator<U>&) const {
+    return false;
+  }
 };
 
 /// \brief A std::vector whose data is aligned as aligned_alloc_bytes aligns it.

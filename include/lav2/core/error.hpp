@@ -100,7 +100,7 @@ std::string str_cat(const Args&... args) {
 #endif
 
 /// Checks an internal invariant; a failure is a lav2 bug and throws internal_error.
-#define LAV2_ASSERT(cond)                                                                     \
-  do {                                                                                        \
-    if (!(cond)) LAV2_THROW(::lav2::internal_error, __FILE__, ":", __LINE__, ": ", #cond);     \
+#define LAV2_ASSERT(cond)                                                                  \
+  do {                                                                                     \
+    if (!(cond)) LAV2_THROW(::lav2::internal_error, __FILE__, ":", __LINE__, ": ", #cond); \
   } while (0)

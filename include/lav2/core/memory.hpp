@@ -27,8 +27,8 @@ namespace lav2 {
 /// \brief The sources of the memory bound, for messages (kUnknown where a source is absent).
 struct MemoryBudget {
   static constexpr std::uint64_t kUnknown = std::numeric_limits<std::uint64_t>::max();
-  std::uint64_t mem_available = kUnknown;  ///< /proc/meminfo MemAvailable
-  std::uint64_t cgroup_free = kUnknown;    ///< cgroup limit minus usage
+  std::uint64_t mem_available = kUnknown;       ///< /proc/meminfo MemAvailable
+  std::uint64_t cgroup_free = kUnknown;         ///< cgroup limit minus usage
   std::uint64_t address_space_free = kUnknown;  ///< RLIMIT_AS minus the current virtual size
 
   std::uint64_t available() const { return std::min({mem_available, cgroup_free, address_space_free}); }
@@ -36,8 +36,8 @@ struct MemoryBudget {
     auto part = [](const char* name, std::uint64_t v) {
       return v == kUnknown ? std::string() : std::string(name) + " " + std::to_string(v) + " bytes; ";
     };
-    std::string s = part("MemAvailable", mem_available) + part("cgroup", cgroup_free) +
-                    part("RLIMIT_AS left", address_space_free);
+    std::string s =
+        part("MemAvailable", mem_available) + part("cgroup", cgroup_free) + part("RLIMIT_AS left", address_space_free);
     return s.empty() ? "no limit known" : s.substr(0, s.size() - 2);
   }
 };

@@ -133,7 +133,9 @@ class ThreadPool {
   void run_job_(std::int64_t n, std::int64_t chunks, std::int64_t grain, F& fn) {
     using Fn = std::remove_reference_t<F>;
     std::lock_guard<std::mutex> job_lock(job_mutex_);  // one parallel_for at a time per pool
-    job_fn_ = [](const void* ctx, std::int64_t b, std::int64_t e) { (*static_cast<Fn*>(const_cast<void*>(ctx)))(b, e); };
+    job_fn_ = [](const void* ctx, std::int64_t b, std::int64_t e) {
+      (*static_cast<Fn*>(const_cast<void*>(ctx)))(b, e);
+    };
     job_ctx_ = static_cast<const void*>(std::addressof(fn));
     job_n_ = n;
     job_chunks_ = chunks;
@@ -247,8 +249,8 @@ class ThreadPool {
   void (*job_fn_)(const void*, std::int64_t, std::int64_t) = nullptr;
   const void* job_ctx_ = nullptr;
   std::int64_t job_n_ = 0, job_chunks_ = 0, job_grain_ = 0;  // job_grain_ < 0: guided
-  std::atomic<std::int64_t> job_next_{0};  // next unclaimed index of a dynamic job
-  std::exception_ptr error_;  // guarded by mutex_ while a job runs
+  std::atomic<std::int64_t> job_next_{0};                    // next unclaimed index of a dynamic job
+  std::exception_ptr error_;                                 // guarded by mutex_ while a job runs
   std::atomic<int> pending_{0};
   std::atomic<std::uint64_t> generation_{0};
   std::atomic<bool> stop_{false};

@@ -13,7 +13,9 @@ inline std::uint16_t le16(const unsigned char* p) { return std::uint16_t(p[0] | 
 inline std::uint32_t le32(const unsigned char* p) {
   return std::uint32_t(p[0]) | (std::uint32_t(p[1]) << 8) | (std::uint32_t(p[2]) << 16) | (std::uint32_t(p[3]) << 24);
 }
-inline std::uint64_t le64(const unsigned char* p) { return std::uint64_t(le32(p)) | (std::uint64_t(le32(p + 4)) << 32); }
+inline std::uint64_t le64(const unsigned char* p) {
+  return std::uint64_t(le32(p)) | (std::uint64_t(le32(p + 4)) << 32);
+}
 
 /// a + b into `out`; false on unsigned overflow.
 inline bool add_ok(std::uint64_t a, std::uint64_t b, std::uint64_t& out) { return !__builtin_add_overflow(a, b, &out); }
@@ -27,7 +29,9 @@ inline bool in_range(std::uint64_t offset, std::uint64_t len, std::uint64_t size
 /// CRC-32 (IEEE 802.3, the zip checksum), bitwise-table version.
 inline std::uint32_t crc32(const unsigned char* p, std::size_t n, std::uint32_t crc = 0) {
   static const auto table = [] {
-    struct T { std::uint32_t v[256]; } t{};
+    struct T {
+      std::uint32_t v[256];
+    } t{};
     for (std::uint32_t i = 0; i < 256; ++i) {
       std::uint32_t c = i;
       for (int k = 0; k < 8; ++k) c = (c & 1u) ? (0xEDB88320u ^ (c >> 1)) : (c >> 1);

@@ -80,8 +80,9 @@ inline JsonFile read_json_file(const std::string& path, const JsonLimits& limits
   auto f = MappedFile::open(path, "json");
   if (f->size() > limits.max_bytes)
     LAV2_THROW(limit_error, "json '", path, "': ", f->size(), " bytes exceed the limit ", limits.max_bytes);
-  return parse_json_text(std::string_view(f->data() ? reinterpret_cast<const char*>(f->data()) : "", std::size_t(f->size())),
-                         path, limits);
+  return parse_json_text(
+      std::string_view(f->data() ? reinterpret_cast<const char*>(f->data()) : "", std::size_t(f->size())), path,
+      limits);
 }
 
 /// \brief Reads and parses `path` with a byte limit of `max_bytes` and the default depth limit.

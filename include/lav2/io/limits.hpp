@@ -19,19 +19,19 @@ struct ZipLimits {
 
 /// \brief Limits of the restricted unpickler (io/pickle.hpp).
 struct PickleLimits {
-  std::uint64_t max_bytes = 256u << 20;        ///< the whole pickle stream (data.pkl)
-  std::size_t max_depth = 64;                  ///< open MARKs, and nesting of the value tree
-  std::size_t max_stack = 1u << 20;            ///< values on the unpickler stack
-  std::size_t max_memo = 1u << 22;             ///< memo entries (BINPUT/MEMOIZE)
-  std::uint64_t max_ops = 1ull << 28;          ///< opcodes executed
-  std::size_t max_string_bytes = 1u << 20;     ///< one string (key, GLOBAL name, ...)
+  std::uint64_t max_bytes = 256u << 20;     ///< the whole pickle stream (data.pkl)
+  std::size_t max_depth = 64;               ///< open MARKs, and nesting of the value tree
+  std::size_t max_stack = 1u << 20;         ///< values on the unpickler stack
+  std::size_t max_memo = 1u << 22;          ///< memo entries (BINPUT/MEMOIZE)
+  std::uint64_t max_ops = 1ull << 28;       ///< opcodes executed
+  std::size_t max_string_bytes = 1u << 20;  ///< one string (key, GLOBAL name, ...)
 };
 
 /// \brief Limits of the torch.save reader (io/torch_checkpoint.hpp).
 struct CheckpointLimits {
   ZipLimits zip;
   PickleLimits pickle;
-  std::size_t max_tensors = 1u << 20;  ///< tensors reachable from the root value
+  std::size_t max_tensors = 1u << 20;            ///< tensors reachable from the root value
   std::uint64_t max_tensor_bytes = 64ull << 30;  ///< one storage (numel x element size); LLaMA-65B's largest is 1 GiB
 };
 
@@ -51,8 +51,8 @@ struct JsonLimits {
 
 /// \brief Limits of the .npy reader (io/npy.hpp).
 struct NpyLimits {
-  std::uint64_t max_header_bytes = 65535;       ///< v1.0 stores it in a u16
-  std::uint64_t max_data_bytes = 4ull << 30;    ///< the array payload read into memory
+  std::uint64_t max_header_bytes = 65535;     ///< v1.0 stores it in a u16
+  std::uint64_t max_data_bytes = 4ull << 30;  ///< the array payload read into memory
 };
 
 }  // namespace lav2::io

@@ -45,7 +45,10 @@ struct NpyArray {
   /// A view of the data (valid while this array lives).
   AnyTensorView view() const { return AnyTensorView{dtype, bytes.get(), shape, contiguous_strides(shape)}; }
   /// Typed view; throws input_error when T is not the file's dtype.
-  template <class T> TensorView<const T> as() const { return view().as<T>(); }
+  template <class T>
+  TensorView<const T> as() const {
+    return view().as<T>();
+  }
 };
 
 namespace detail {
@@ -72,8 +75,17 @@ struct NpyHeaderParser {
   [[noreturn]] void fail(const std::string& what) const {
     LAV2_THROW(load_error, ctx, ": header ", detail::quoted(s), ": ", what, " at character ", i);
   }
-  void ws() { while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n')) ++i; }
-  bool eat(char c) { ws(); if (i < s.size() && s[i] == c) { ++i; return true; } return false; }
+  void ws() {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n')) ++i;
+  }
+  bool eat(char c) {
+    ws();
+    if (i < s.size() && s[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  }
   std::string str() {
     ws();
     if (i >= s.size() || (s[i] != '\'' && s[i] != '"')) fail("expected a string");
@@ -110,15 +122,19 @@ inline NpyArray read_npy(const std::string& path, const NpyLimits& limits = {}) 
   if (!((major == 1 || major == 2 || major == 3) && minor == 0))
     LAV2_THROW(load_error, ctx, ": format version ", major, ".", minor, " (supported: 1.0, 2.0, 3.0)");
   std::uint64_t hlen = 0, hstart = 0;
-  if (major == 1) { hlen = le16(p + 8); hstart = 10; }
-  else {
+  if (major == 1) {
+    hlen = le16(p + 8);
+    hstart = 10;
+  } else {
     if (size < 12) LAV2_THROW(load_error, ctx, ": truncated header length");
-    hlen = le32(p + 8); hstart = 12;
+    hlen = le32(p + 8);
+    hstart = 12;
   }
   if (hlen > limits.max_header_bytes)
     LAV2_THROW(limit_error, ctx, ": header of ", hlen, " bytes exceeds the limit ", limits.max_header_bytes);
   if (!in_range(hstart, hlen, size))
-    LAV2_THROW(load_error, ctx, ": header of ", hlen, " bytes runs past the file end (", size - hstart, " bytes follow)");
+    LAV2_THROW(load_error, ctx, ": header of ", hlen, " bytes runs past the file end (", size - hstart,
+               " bytes follow)");
   const std::string h(reinterpret_cast<const char*>(p + hstart), std::size_t(hlen));
 
   NpyHeaderParser ps{h, ctx};
@@ -144,34 +160,46 @@ inline NpyArray read_npy(const std::string& path, const NpyLimits& limits = {}) 
       while (!ps.eat(')')) {
         if (a.shape.rank >= kMaxRank) LAV2_THROW(load_error, ctx, ": shape has more than ", kMaxRank, " dimensions");
         a.shape.dims[std::size_t(a.shape.rank++)] = ps.integer();
-        if (!ps.eat(',')) { if (!ps.eat(')')) ps.fail("expected ',' or ')' in shape"); break; }
+        if (!ps.eat(',')) {
+          if (!ps.eat(')')) ps.fail("expected ',' or ')' in shape");
+          break;
+        }
       }
       have_shape = true;
     } else {
       ps.fail("unexpected or repeated key " + detail::quoted(key));
     }
-    if (!ps.eat(',')) { if (!ps.eat('}')) ps.fail("expected ',' or '}'"); break; }
+    if (!ps.eat(',')) {
+      if (!ps.eat('}')) ps.fail("expected ',' or '}'");
+      break;
+    }
   }
   if (!have_descr || !have_fortran || !have_shape) ps.fail("descr, fortran_order and shape are all required");
   if (descr.size() == 3 && descr[0] == '=') descr[0] = '<';
-  static const DType kTypes[] = {DType::f32, DType::f16, DType::i64, DType::i32, DType::i16, DType::i8, DType::u8, DType::boolean};
+  static const DType kTypes[] = {DType::f32, DType::f16, DType::i64, DType::i32,
+                                 DType::i16, DType::i8,  DType::u8,  DType::boolean};
   bool known = false;
   for (DType t : kTypes)
-    if (descr == npy_descr(t) || (dtype_size(t) == 1 && descr.size() == 3 && descr[0] == '<' && descr.substr(1) == std::string(npy_descr(t) + 1))) {
+    if (descr == npy_descr(t) || (dtype_size(t) == 1 && descr.size() == 3 && descr[0] == '<' &&
+                                  descr.substr(1) == std::string(npy_descr(t) + 1))) {
       a.dtype = t;
       known = true;
     }
-  if (!known) LAV2_THROW(load_error, ctx, ": dtype descr ", detail::quoted(descr), " is not supported (<f4 <f2 <i8 <i4 <i2 |i1 |u1 |b1)");
+  if (!known)
+    LAV2_THROW(load_error, ctx, ": dtype descr ", detail::quoted(descr),
+               " is not supported (<f4 <f2 <i8 <i4 <i2 |i1 |u1 |b1)");
 
   std::uint64_t n = 1, bytes = 0;
   for (int d = 0; d < a.shape.rank; ++d)
     if (!mul_ok(n, std::uint64_t(a.shape[d]), n) || n > std::uint64_t(INT64_MAX))
       LAV2_THROW(load_error, ctx, ": shape ", a.shape.to_string(), " overflows int64");
   if (!mul_ok(n, dtype_size(a.dtype), bytes) || bytes > limits.max_data_bytes)
-    LAV2_THROW(limit_error, ctx, ": shape ", a.shape.to_string(), " of ", descr, " exceeds the data limit ", limits.max_data_bytes, " bytes");
+    LAV2_THROW(limit_error, ctx, ": shape ", a.shape.to_string(), " of ", descr, " exceeds the data limit ",
+               limits.max_data_bytes, " bytes");
   const std::uint64_t left = size - hstart - hlen;
   if (left != bytes)
-    LAV2_THROW(load_error, ctx, ": data holds ", left, " bytes, shape ", a.shape.to_string(), " of ", descr, " needs ", bytes);
+    LAV2_THROW(load_error, ctx, ": data holds ", left, " bytes, shape ", a.shape.to_string(), " of ", descr, " needs ",
+               bytes);
   auto* q = static_cast<unsigned char*>(::operator new(std::size_t(bytes ? bytes : 1), std::align_val_t(64)));
   a.bytes.reset(q, [](unsigned char* x) { ::operator delete(x, std::align_val_t(64)); });
   if (bytes) std::memcpy(q, p + hstart + hlen, std::size_t(bytes));

@@ -63,12 +63,13 @@ namespace lav2::io {
 
 /// \brief A storage named by a persistent id: ('storage', type, key, location, numel).
 struct PickledStorage {
-  std::string key;       ///< the archive entry is `<dir>/data/<key>`
-  std::string type;      ///< "torch.HalfStorage", for messages
+  std::string key;   ///< the archive entry is `<dir>/data/<key>`
+  std::string type;  ///< "torch.HalfStorage", for messages
   DType dtype = DType::f32;
   std::int64_t numel = 0;  ///< elements (not bytes)
-  std::string location;  ///< "cpu", "cuda:0", ...; ignored
-  bool lav2_dtype = true;  ///< false: a torch dtype lav2 cannot hold (TorchScript mode only); `dtype` is then meaningless
+  std::string location;    ///< "cpu", "cuda:0", ...; ignored
+  bool lav2_dtype =
+      true;  ///< false: a torch dtype lav2 cannot hold (TorchScript mode only); `dtype` is then meaningless
 };
 
 /// \brief A tensor as `_rebuild_tensor_v2` describes it; `view` is filled by the checkpoint reader.
@@ -76,17 +77,29 @@ struct PickledTensor {
   std::shared_ptr<const PickledStorage> storage;
   std::int64_t storage_offset = 0;  ///< in elements
   Shape shape;
-  Strides strides{};                ///< in elements
+  Strides strides{};  ///< in elements
   bool requires_grad = false;
-  bool resolved = false;            ///< `view` is valid
+  bool resolved = false;  ///< `view` is valid
   AnyTensorView view;
 };
 
 /// \brief A node of an unpickled value tree. Cheap to copy: strings and containers are shared.
 class Value {
  public:
-  enum class Kind : std::uint8_t { none, boolean, integer, floating, string, list, tuple, dict, tensor,
-                                   global_, storage_, mark_ /* the last three never leave the unpickler */ };
+  enum class Kind : std::uint8_t {
+    none,
+    boolean,
+    integer,
+    floating,
+    string,
+    list,
+    tuple,
+    dict,
+    tensor,
+    global_,
+    storage_,
+    mark_ /* the last three never leave the unpickler */
+  };
   using List = std::vector<Value>;
   /// A dict in insertion order with an index; keys are str or int (all a state_dict needs).
   struct Dict {
@@ -100,10 +113,26 @@ class Value {
 
   Value() = default;
   static Value none() { return Value(); }
-  static Value boolean(bool b) { Value v(Kind::boolean); v.i_ = b; return v; }
-  static Value integer(std::int64_t i) { Value v(Kind::integer); v.i_ = i; return v; }
-  static Value floating(double f) { Value v(Kind::floating); v.f_ = f; return v; }
-  static Value string(std::string s) { Value v(Kind::string); v.p_ = std::make_shared<std::string>(std::move(s)); return v; }
+  static Value boolean(bool b) {
+    Value v(Kind::boolean);
+    v.i_ = b;
+    return v;
+  }
+  static Value integer(std::int64_t i) {
+    Value v(Kind::integer);
+    v.i_ = i;
+    return v;
+  }
+  static Value floating(double f) {
+    Value v(Kind::floating);
+    v.f_ = f;
+    return v;
+  }
+  static Value string(std::string s) {
+    Value v(Kind::string);
+    v.p_ = std::make_shared<std::string>(std::move(s));
+    return v;
+  }
 
   Kind kind() const { return kind_; }
   bool is_none() const { return kind_ == Kind::none; }
@@ -117,22 +146,37 @@ class Value {
   bool is_tensor() const { return kind_ == Kind::tensor; }
 
   /// Accessors throw input_error naming the actual kind when the kind differs.
-  bool as_bool() const { expect_(Kind::boolean); return i_ != 0; }
-  std::int64_t as_int() const { expect_(Kind::integer); return i_; }
+  bool as_bool() const {
+    expect_(Kind::boolean);
+    return i_ != 0;
+  }
+  std::int64_t as_int() const {
+    expect_(Kind::integer);
+    return i_;
+  }
   /// A float, or an int converted to double.
   double as_float() const {
     if (kind_ == Kind::integer) return double(i_);
     expect_(Kind::floating);
     return f_;
   }
-  const std::string& as_str() const { expect_(Kind::string); return *static_cast<const std::string*>(p_.get()); }
+  const std::string& as_str() const {
+    expect_(Kind::string);
+    return *static_cast<const std::string*>(p_.get());
+  }
   /// Items of a list or a tuple.
   const List& items() const {
     if (kind_ != Kind::list && kind_ != Kind::tuple) expect_(Kind::list);
     return *static_cast<const List*>(p_.get());
   }
-  const Dict& dict() const { expect_(Kind::dict); return *static_cast<const Dict*>(p_.get()); }
-  const PickledTensor& tensor() const { expect_(Kind::tensor); return *static_cast<const PickledTensor*>(p_.get()); }
+  const Dict& dict() const {
+    expect_(Kind::dict);
+    return *static_cast<const Dict*>(p_.get());
+  }
+  const PickledTensor& tensor() const {
+    expect_(Kind::tensor);
+    return *static_cast<const PickledTensor*>(p_.get());
+  }
   /// The tensor's data view (set once the checkpoint reader has checked it).
   const AnyTensorView& as_tensor() const {
     const PickledTensor& t = tensor();
@@ -177,7 +221,10 @@ class Value {
   void expect_(Kind k) const {
     if (kind_ != k) LAV2_THROW(input_error, "value is a ", kind_name(kind_), ", expected a ", kind_name(k));
   }
-  template <class T> T& mut_() const { return *static_cast<T*>(const_cast<void*>(p_.get())); }
+  template <class T>
+  T& mut_() const {
+    return *static_cast<T*>(const_cast<void*>(p_.get()));
+  }
 
   Kind kind_ = Kind::none;
   std::int64_t i_ = 0;  // bool, int, global id
@@ -216,33 +263,89 @@ class Unpickler {
   }
 
  private:
-  enum Global : std::int64_t { kOrderedDict, kRebuildTensorV2, kRebuildParameter, kSize,
-                               kTsClass, kTsRestoreTypeTag, kTsBuildList,  // TorchScript mode only
-                               kStorageType };
+  enum Global : std::int64_t {
+    kOrderedDict,
+    kRebuildTensorV2,
+    kRebuildParameter,
+    kSize,
+    kTsClass,
+    kTsRestoreTypeTag,
+    kTsBuildList,  // TorchScript mode only
+    kStorageType
+  };
 
   [[noreturn]] void fail_(std::size_t at, const std::string& what) const {
     LAV2_THROW(load_error, src_, ": at byte ", at, ": ", what);
   }
   static const char* opcode_name_(unsigned char op) {
     switch (op) {
-      case '(': return "MARK"; case '.': return "STOP"; case '0': return "POP"; case '1': return "POP_MARK";
-      case '2': return "DUP"; case 'F': return "FLOAT"; case 'I': return "INT"; case 'J': return "BININT";
-      case 'K': return "BININT1"; case 'L': return "LONG"; case 'M': return "BININT2"; case 'N': return "NONE";
-      case 'P': return "PERSID"; case 'Q': return "BINPERSID"; case 'R': return "REDUCE"; case 'S': return "STRING";
-      case 'T': return "BINSTRING"; case 'U': return "SHORT_BINSTRING"; case 'V': return "UNICODE";
-      case 'X': return "BINUNICODE"; case 'a': return "APPEND"; case 'b': return "BUILD"; case 'c': return "GLOBAL";
-      case 'd': return "DICT"; case '}': return "EMPTY_DICT"; case 'e': return "APPENDS"; case 'g': return "GET";
-      case 'h': return "BINGET"; case 'i': return "INST"; case 'j': return "LONG_BINGET"; case 'l': return "LIST";
-      case ']': return "EMPTY_LIST"; case 'o': return "OBJ"; case 'p': return "PUT"; case 'q': return "BINPUT";
-      case 'r': return "LONG_BINPUT"; case 's': return "SETITEM"; case 't': return "TUPLE"; case ')': return "EMPTY_TUPLE";
-      case 'u': return "SETITEMS"; case 'G': return "BINFLOAT"; case 'B': return "BINBYTES"; case 'C': return "SHORT_BINBYTES";
-      case 0x80: return "PROTO"; case 0x81: return "NEWOBJ"; case 0x82: return "EXT1"; case 0x83: return "EXT2";
-      case 0x84: return "EXT4"; case 0x85: return "TUPLE1"; case 0x86: return "TUPLE2"; case 0x87: return "TUPLE3";
-      case 0x88: return "NEWTRUE"; case 0x89: return "NEWFALSE"; case 0x8a: return "LONG1"; case 0x8b: return "LONG4";
-      case 0x8c: return "SHORT_BINUNICODE"; case 0x8d: return "BINUNICODE8"; case 0x8e: return "BINBYTES8";
-      case 0x8f: return "EMPTY_SET"; case 0x90: return "ADDITEMS"; case 0x91: return "FROZENSET";
-      case 0x92: return "NEWOBJ_EX"; case 0x93: return "STACK_GLOBAL"; case 0x94: return "MEMOIZE";
-      case 0x95: return "FRAME"; case 0x96: return "BYTEARRAY8"; case 0x97: return "NEXT_BUFFER";
+      case '(': return "MARK";
+      case '.': return "STOP";
+      case '0': return "POP";
+      case '1': return "POP_MARK";
+      case '2': return "DUP";
+      case 'F': return "FLOAT";
+      case 'I': return "INT";
+      case 'J': return "BININT";
+      case 'K': return "BININT1";
+      case 'L': return "LONG";
+      case 'M': return "BININT2";
+      case 'N': return "NONE";
+      case 'P': return "PERSID";
+      case 'Q': return "BINPERSID";
+      case 'R': return "REDUCE";
+      case 'S': return "STRING";
+      case 'T': return "BINSTRING";
+      case 'U': return "SHORT_BINSTRING";
+      case 'V': return "UNICODE";
+      case 'X': return "BINUNICODE";
+      case 'a': return "APPEND";
+      case 'b': return "BUILD";
+      case 'c': return "GLOBAL";
+      case 'd': return "DICT";
+      case '}': return "EMPTY_DICT";
+      case 'e': return "APPENDS";
+      case 'g': return "GET";
+      case 'h': return "BINGET";
+      case 'i': return "INST";
+      case 'j': return "LONG_BINGET";
+      case 'l': return "LIST";
+      case ']': return "EMPTY_LIST";
+      case 'o': return "OBJ";
+      case 'p': return "PUT";
+      case 'q': return "BINPUT";
+      case 'r': return "LONG_BINPUT";
+      case 's': return "SETITEM";
+      case 't': return "TUPLE";
+      case ')': return "EMPTY_TUPLE";
+      case 'u': return "SETITEMS";
+      case 'G': return "BINFLOAT";
+      case 'B': return "BINBYTES";
+      case 'C': return "SHORT_BINBYTES";
+      case 0x80: return "PROTO";
+      case 0x81: return "NEWOBJ";
+      case 0x82: return "EXT1";
+      case 0x83: return "EXT2";
+      case 0x84: return "EXT4";
+      case 0x85: return "TUPLE1";
+      case 0x86: return "TUPLE2";
+      case 0x87: return "TUPLE3";
+      case 0x88: return "NEWTRUE";
+      case 0x89: return "NEWFALSE";
+      case 0x8a: return "LONG1";
+      case 0x8b: return "LONG4";
+      case 0x8c: return "SHORT_BINUNICODE";
+      case 0x8d: return "BINUNICODE8";
+      case 0x8e: return "BINBYTES8";
+      case 0x8f: return "EMPTY_SET";
+      case 0x90: return "ADDITEMS";
+      case 0x91: return "FROZENSET";
+      case 0x92: return "NEWOBJ_EX";
+      case 0x93: return "STACK_GLOBAL";
+      case 0x94: return "MEMOIZE";
+      case 0x95: return "FRAME";
+      case 0x96: return "BYTEARRAY8";
+      case 0x97: return "NEXT_BUFFER";
       case 0x98: return "READONLY_BUFFER";
       default: return nullptr;
     }
@@ -250,14 +353,16 @@ class Unpickler {
 
   // ---- reading the stream ----
   const unsigned char* need_(std::uint64_t k) {
-    if (k > n_ - pos_) fail_(pos_, lav2::detail::str_cat("stream ends inside an argument (", k, " bytes needed, ", n_ - pos_, " left)"));
+    if (k > n_ - pos_)
+      fail_(pos_, lav2::detail::str_cat("stream ends inside an argument (", k, " bytes needed, ", n_ - pos_, " left)"));
     const unsigned char* q = p_ + pos_;
     pos_ += std::size_t(k);
     return q;
   }
   std::string read_str_(std::uint64_t len) {
     if (len > lim_.max_string_bytes)
-      LAV2_THROW(limit_error, src_, ": at byte ", pos_, ": string of ", len, " bytes exceeds the limit ", lim_.max_string_bytes);
+      LAV2_THROW(limit_error, src_, ": at byte ", pos_, ": string of ", len, " bytes exceeds the limit ",
+                 lim_.max_string_bytes);
     const unsigned char* q = need_(len);
     return std::string(reinterpret_cast<const char*>(q), std::size_t(len));
   }
@@ -266,7 +371,8 @@ class Unpickler {
     const std::size_t max = std::min<std::size_t>(n_ - pos_, lim_.max_string_bytes);
     const void* nl = std::memchr(p_ + pos_, '\n', max);
     if (!nl && max < n_ - pos_)
-      LAV2_THROW(limit_error, src_, ": at byte ", start, ": GLOBAL name longer than the string limit ", lim_.max_string_bytes);
+      LAV2_THROW(limit_error, src_, ": at byte ", start, ": GLOBAL name longer than the string limit ",
+                 lim_.max_string_bytes);
     if (!nl) fail_(start, "GLOBAL name has no newline before the stream end");
     const std::size_t len = std::size_t(static_cast<const unsigned char*>(nl) - (p_ + pos_));
     pos_ += len + 1;
@@ -317,7 +423,8 @@ class Unpickler {
   }
   void set_item_(Value& dict, Value key, Value val) {
     if (!dict.is_dict())
-      fail_(op_pos_, lav2::detail::str_cat(op_name_, " on a ", Value::kind_name(dict.kind()), "; only dicts take items"));
+      fail_(op_pos_,
+            lav2::detail::str_cat(op_name_, " on a ", Value::kind_name(dict.kind()), "; only dicts take items"));
     auto& d = dict.mut_<Value::Dict>();
     std::size_t* slot = nullptr;
     if (key.is_str()) {
@@ -329,7 +436,8 @@ class Unpickler {
       if (it != d.int_index.end()) slot = &it->second;
       else d.int_index.emplace(key.as_int(), d.items.size());
     } else {
-      fail_(op_pos_, lav2::detail::str_cat("dict key of type ", Value::kind_name(key.kind()), " (only str and int keys are accepted)"));
+      fail_(op_pos_, lav2::detail::str_cat("dict key of type ", Value::kind_name(key.kind()),
+                                           " (only str and int keys are accepted)"));
     }
     if (slot) d.items[*slot].second = std::move(val);  // Python semantics: a repeated key replaces
     else d.items.emplace_back(std::move(key), std::move(val));
@@ -338,25 +446,29 @@ class Unpickler {
     const Value& v = top_();
     if (v.kind() == Value::Kind::mark_) fail_(op_pos_, "memoizing a MARK");
     auto it = memo_.find(idx);
-    if (it != memo_.end()) { it->second = v; return; }
+    if (it != memo_.end()) {
+      it->second = v;
+      return;
+    }
     if (memo_.size() >= lim_.max_memo)
       LAV2_THROW(limit_error, src_, ": at byte ", op_pos_, ": memo size exceeds the limit ", lim_.max_memo);
     memo_.emplace(idx, v);
   }
   void memo_get_(std::uint64_t idx) {
     auto it = memo_.find(idx);
-    if (it == memo_.end()) fail_(op_pos_, lav2::detail::str_cat(op_name_, " of memo entry ", idx, ", which was never stored"));
+    if (it == memo_.end())
+      fail_(op_pos_, lav2::detail::str_cat(op_name_, " of memo entry ", idx, ", which was never stored"));
     push_(it->second);
   }
 
   // ---- globals, persistent ids and calls ----
   Value global_(const std::string& module, const std::string& name) {
     static const char* const kStorages[][2] = {
-        {"FloatStorage", "f32"}, {"HalfStorage", "f16"}, {"BFloat16Storage", "bf16"}, {"LongStorage", "i64"},
-        {"IntStorage", "i32"}, {"ShortStorage", "i16"}, {"CharStorage", "i8"}, {"ByteStorage", "u8"},
-        {"BoolStorage", "bool"}};
-    static const DType kStorageTypes[] = {DType::f32, DType::f16, DType::bf16, DType::i64, DType::i32,
-                                          DType::i16, DType::i8, DType::u8, DType::boolean};
+        {"FloatStorage", "f32"}, {"HalfStorage", "f16"}, {"BFloat16Storage", "bf16"},
+        {"LongStorage", "i64"},  {"IntStorage", "i32"},  {"ShortStorage", "i16"},
+        {"CharStorage", "i8"},   {"ByteStorage", "u8"},  {"BoolStorage", "bool"}};
+    static const DType kStorageTypes[] = {DType::f32, DType::f16, DType::bf16, DType::i64,    DType::i32,
+                                          DType::i16, DType::i8,  DType::u8,   DType::boolean};
     Value v(Value::Kind::global_);
     const std::string full = module + "." + name;
     v.p_ = std::make_shared<std::string>(full);
@@ -386,13 +498,17 @@ class Unpickler {
         return v;
       }
       if (module == "torch" && name.size() > 7 && name.compare(name.size() - 7, 7, "Storage") == 0)
-        fail_(op_pos_, lav2::detail::str_cat("storage type 'torch.", name, "' is not supported (supported: Float, Half, "
-                                       "BFloat16, Long, Int, Short, Char, Byte, Bool)"));
-      fail_(op_pos_, lav2::detail::str_cat("global ", detail::quoted(full), " is not allowed (a state_dict needs only "
-                                     "collections.OrderedDict, torch._utils._rebuild_tensor_v2, "
-                                     "torch._utils._rebuild_parameter, torch.Size and torch.*Storage",
-                                     torchscript_ ? "; a TorchScript module graph adds __torch__.* classes and "
-                                                    "torch.jit._pickle list builders" : "", ")"));
+        fail_(op_pos_, lav2::detail::str_cat("storage type 'torch.", name,
+                                             "' is not supported (supported: Float, Half, "
+                                             "BFloat16, Long, Int, Short, Char, Byte, Bool)"));
+      fail_(op_pos_, lav2::detail::str_cat("global ", detail::quoted(full),
+                                           " is not allowed (a state_dict needs only "
+                                           "collections.OrderedDict, torch._utils._rebuild_tensor_v2, "
+                                           "torch._utils._rebuild_parameter, torch.Size and torch.*Storage",
+                                           torchscript_ ? "; a TorchScript module graph adds __torch__.* classes and "
+                                                          "torch.jit._pickle list builders"
+                                                        : "",
+                                           ")"));
     }
     return v;
   }
@@ -400,12 +516,14 @@ class Unpickler {
   static bool int_tuple_(const Value& v, int max_rank) {
     if (!v.is_tuple() && !v.is_list()) return false;
     if (v.items().size() > std::size_t(max_rank)) return false;
-    for (const Value& x : v.items()) if (!x.is_int()) return false;
+    for (const Value& x : v.items())
+      if (!x.is_int()) return false;
     return true;
   }
 
   Value persistent_load_(const Value& pid) {
-    if (!pid.is_tuple()) fail_(op_pos_, lav2::detail::str_cat("persistent id is a ", Value::kind_name(pid.kind()), ", expected a tuple"));
+    if (!pid.is_tuple())
+      fail_(op_pos_, lav2::detail::str_cat("persistent id is a ", Value::kind_name(pid.kind()), ", expected a tuple"));
     const auto& t = pid.items();
     if (t.size() != 5 || !t[0].is_str() || t[0].as_str() != "storage")
       fail_(op_pos_, "persistent id is not ('storage', type, key, location, numel)");
@@ -413,15 +531,17 @@ class Unpickler {
       fail_(op_pos_, "persistent id: the storage type is not a torch.*Storage global");
     if (!t[2].is_str() || !t[3].is_str() || !t[4].is_int())
       fail_(op_pos_, "persistent id: key and location must be str, numel an int");
-    if (t[4].as_int() < 0) fail_(op_pos_, lav2::detail::str_cat("persistent id: storage '", t[2].as_str(), "' has numel ", t[4].as_int()));
+    if (t[4].as_int() < 0)
+      fail_(op_pos_, lav2::detail::str_cat("persistent id: storage '", t[2].as_str(), "' has numel ", t[4].as_int()));
     const std::string& key = t[2].as_str();
     const DType dt = storage_dtype_.at(t[1].i_);
     auto it = storages_.find(key);
     if (it != storages_.end()) {
       if (it->second->dtype != dt || it->second->numel != t[4].as_int())
-        fail_(op_pos_, lav2::detail::str_cat("storage '", key, "' is named twice with different types or sizes (",
-                                       it->second->type, " of ", it->second->numel, " vs ",
-                                       *static_cast<const std::string*>(t[1].p_.get()), " of ", t[4].as_int(), ")"));
+        fail_(op_pos_,
+              lav2::detail::str_cat("storage '", key, "' is named twice with different types or sizes (",
+                                    it->second->type, " of ", it->second->numel, " vs ",
+                                    *static_cast<const std::string*>(t[1].p_.get()), " of ", t[4].as_int(), ")"));
     } else {
       auto s = std::make_shared<PickledStorage>();
       s->key = key;
@@ -439,7 +559,8 @@ class Unpickler {
 
   Value reduce_(const Value& fn, const Value& args) {
     if (fn.kind() != Value::Kind::global_)
-      fail_(op_pos_, lav2::detail::str_cat("REDUCE on a ", Value::kind_name(fn.kind()), "; only allowed globals may be called"));
+      fail_(op_pos_,
+            lav2::detail::str_cat("REDUCE on a ", Value::kind_name(fn.kind()), "; only allowed globals may be called"));
     const std::string& fname = *static_cast<const std::string*>(fn.p_.get());
     if (!args.is_tuple()) fail_(op_pos_, lav2::detail::str_cat("REDUCE ", fname, ": arguments are not a tuple"));
     const auto& a = args.items();
@@ -452,11 +573,13 @@ class Unpickler {
         if (a.size() != 1 || !int_tuple_(a[0], kMaxRank)) bad("expected one tuple of at most 6 ints");
         return make_list_(Value::Kind::tuple, a[0].items());
       case kRebuildTensorV2: {
-        if (a.size() != 6 && a.size() != 7) bad("expected 6 or 7 arguments (storage, offset, size, stride, requires_grad, hooks[, metadata])");
+        if (a.size() != 6 && a.size() != 7)
+          bad("expected 6 or 7 arguments (storage, offset, size, stride, requires_grad, hooks[, metadata])");
         if (a[0].kind() != Value::Kind::storage_) bad("argument 1 is not a storage (persistent id)");
         if (!a[1].is_int()) bad("storage_offset is not an int");
         if (!int_tuple_(a[2], kMaxRank)) bad("size is not a tuple of at most 6 ints");
-        if (!int_tuple_(a[3], kMaxRank) || a[3].items().size() != a[2].items().size()) bad("stride is not a tuple of ints as long as size");
+        if (!int_tuple_(a[3], kMaxRank) || a[3].items().size() != a[2].items().size())
+          bad("stride is not a tuple of ints as long as size");
         if (!a[4].is_bool()) bad("requires_grad is not a bool");
         if (!a[5].is_dict() || !a[5].dict().items.empty()) bad("backward_hooks is not an empty dict");
         if (a.size() == 7 && !a[6].is_none() && !(a[6].is_dict() && a[6].dict().items.empty()))
@@ -493,14 +616,12 @@ class Unpickler {
       case kTsBuildList: {
         if (a.size() != 1 || !a[0].is_list()) bad("expected one list");
         for (const Value& x : a[0].items())
-          if (!x.is_int() && !x.is_float() && !x.is_bool() && !x.is_tensor()) bad("list element is not a number or tensor");
+          if (!x.is_int() && !x.is_float() && !x.is_bool() && !x.is_tensor())
+            bad("list element is not a number or tensor");
         return a[0];
       }
-      case kTsClass:
-        bad("a __torch__ class is instantiated only by NEWOBJ with no arguments");
-        break;
-      default:
-        bad("this global is not callable (storage types appear only in persistent ids)");
+      case kTsClass: bad("a __torch__ class is instantiated only by NEWOBJ with no arguments"); break;
+      default: bad("this global is not callable (storage types appear only in persistent ids)");
     }
     return Value();
   }
@@ -524,7 +645,8 @@ class Unpickler {
       switch (op) {
         case 0x80: {  // PROTO
           proto = *need_(1);
-          if (proto < 2 || proto > 5) fail_(op_pos_, lav2::detail::str_cat("pickle protocol ", proto, " (accepted: 2 to 5)"));
+          if (proto < 2 || proto > 5)
+            fail_(op_pos_, lav2::detail::str_cat("pickle protocol ", proto, " (accepted: 2 to 5)"));
           break;
         }
         case 0x95: {  // FRAME: a length hint; frames are contiguous in memory already
@@ -534,13 +656,15 @@ class Unpickler {
         }
         case '.': {  // STOP
           if (!marks_.empty() || stack_.size() != 1)
-            fail_(op_pos_, lav2::detail::str_cat("STOP with ", stack_.size(), " values and ", marks_.size(), " open MARKs on the stack (expected 1 and 0)"));
+            fail_(op_pos_, lav2::detail::str_cat("STOP with ", stack_.size(), " values and ", marks_.size(),
+                                                 " open MARKs on the stack (expected 1 and 0)"));
           if (pos_ != n_) fail_(op_pos_, lav2::detail::str_cat(n_ - pos_, " bytes after STOP"));
           return pop_();
         }
         case '(':
           if (marks_.size() >= lim_.max_depth)
-            LAV2_THROW(limit_error, src_, ": at byte ", op_pos_, ": more than ", lim_.max_depth, " nested MARKs (the depth limit)");
+            LAV2_THROW(limit_error, src_, ": at byte ", op_pos_, ": more than ", lim_.max_depth,
+                       " nested MARKs (the depth limit)");
           marks_.push_back(stack_.size());
           break;
         case '}': push_(make_dict_(false)); break;
@@ -548,10 +672,14 @@ class Unpickler {
         case ')': push_(make_list_(K::tuple, {})); break;
         case 't': push_(make_list_(K::tuple, pop_mark_())); break;
         case 'l': push_(make_list_(K::list, pop_mark_())); break;
-        case 0x85: case 0x86: case 0x87: {
+        case 0x85:
+        case 0x86:
+        case 0x87: {
           const std::size_t k = std::size_t(op - 0x84);
-          if (stack_.size() < mark_floor_() + k) fail_(op_pos_, lav2::detail::str_cat(op_name_, " needs ", k, " values on the stack"));
-          std::vector<Value> items(std::make_move_iterator(stack_.end() - std::ptrdiff_t(k)), std::make_move_iterator(stack_.end()));
+          if (stack_.size() < mark_floor_() + k)
+            fail_(op_pos_, lav2::detail::str_cat(op_name_, " needs ", k, " values on the stack"));
+          std::vector<Value> items(std::make_move_iterator(stack_.end() - std::ptrdiff_t(k)),
+                                   std::make_move_iterator(stack_.end()));
           stack_.resize(stack_.size() - k);
           push_(make_list_(K::tuple, std::move(items)));
           break;
@@ -600,7 +728,8 @@ class Unpickler {
         case 'J': push_(Value::integer(std::int32_t(detail::le32(need_(4))))); break;
         case 'K': push_(Value::integer(*need_(1))); break;
         case 'M': push_(Value::integer(detail::le16(need_(2)))); break;
-        case 0x8a: case 0x8b: {  // LONG1 / LONG4: little-endian two's complement of n bytes
+        case 0x8a:
+        case 0x8b: {  // LONG1 / LONG4: little-endian two's complement of n bytes
           const std::uint64_t len = op == 0x8a ? *need_(1) : detail::le32(need_(4));
           if (len > 8) fail_(op_pos_, lav2::detail::str_cat(op_name_, " of ", len, " bytes does not fit int64"));
           const unsigned char* b = need_(len);
@@ -653,10 +782,13 @@ class Unpickler {
           Value args = pop_();
           Value cls = pop_();
           if (!torchscript_ || cls.kind() != K::global_ || cls.i_ != kTsClass)
-            fail_(op_pos_, lav2::detail::str_cat("NEWOBJ of ", cls.kind() == K::global_ ? detail::quoted(*static_cast<const std::string*>(cls.p_.get()))
-                                                                                  : std::string(Value::kind_name(cls.kind())),
-                                           "; only TorchScript __torch__ classes may be instantiated"));
-          if (!args.is_tuple() || !args.items().empty()) fail_(op_pos_, "NEWOBJ with arguments (expected an empty tuple)");
+            fail_(op_pos_, lav2::detail::str_cat("NEWOBJ of ",
+                                                 cls.kind() == K::global_
+                                                     ? detail::quoted(*static_cast<const std::string*>(cls.p_.get()))
+                                                     : std::string(Value::kind_name(cls.kind())),
+                                                 "; only TorchScript __torch__ classes may be instantiated"));
+          if (!args.is_tuple() || !args.items().empty())
+            fail_(op_pos_, "NEWOBJ with arguments (expected an empty tuple)");
           Value obj = make_dict_(false);
           obj.mut_<Value::Dict>().class_name = *static_cast<const std::string*>(cls.p_.get());
           push_(std::move(obj));
@@ -668,8 +800,10 @@ class Unpickler {
           Value& target = top_();
           if (torchscript_ && target.is_dict() && !target.dict().class_name.empty()) {
             if (target.dict().built) fail_(op_pos_, "BUILD twice on one object");
-            if (!state.is_dict()) fail_(op_pos_, lav2::detail::str_cat("BUILD of ", target.dict().class_name, " with a ",
-                                                                 Value::kind_name(state.kind()), " state (expected an attribute dict)"));
+            if (!state.is_dict())
+              fail_(op_pos_,
+                    lav2::detail::str_cat("BUILD of ", target.dict().class_name, " with a ",
+                                          Value::kind_name(state.kind()), " state (expected an attribute dict)"));
             for (const auto& kv : state.dict().items) {
               if (!kv.first.is_str()) fail_(op_pos_, "BUILD: an attribute name is not a str");
               set_item_(target, kv.first, kv.second);
@@ -678,13 +812,14 @@ class Unpickler {
             break;
           }
           if (!target.is_dict() || !target.dict().ordered_dict)
-            fail_(op_pos_, lav2::detail::str_cat("BUILD on a ", Value::kind_name(target.kind()), "; only an OrderedDict accepts state"));
+            fail_(op_pos_, lav2::detail::str_cat("BUILD on a ", Value::kind_name(target.kind()),
+                                                 "; only an OrderedDict accepts state"));
           if (!state.is_dict() && !state.is_none()) fail_(op_pos_, "BUILD with a state that is not a dict");
           break;
         }
         default:
           fail_(op_pos_, lav2::detail::str_cat("opcode ", op_name_, " (0x", "0123456789abcdef"[op >> 4],
-                                         "0123456789abcdef"[op & 15], ") is not allowed in a state_dict pickle"));
+                                               "0123456789abcdef"[op & 15], ") is not allowed in a state_dict pickle"));
       }
     }
   }

@@ -68,10 +68,13 @@ class SafetensorsFile {
  private:
   static bool dtype_from_name_(const std::string& s, DType& out) {
     static const std::pair<const char*, DType> kNames[] = {
-        {"F32", DType::f32}, {"F16", DType::f16}, {"BF16", DType::bf16}, {"I64", DType::i64}, {"I32", DType::i32},
+        {"F32", DType::f32}, {"F16", DType::f16}, {"BF16", DType::bf16}, {"I64", DType::i64},     {"I32", DType::i32},
         {"I16", DType::i16}, {"I8", DType::i8},   {"U8", DType::u8},     {"BOOL", DType::boolean}};
     for (const auto& [n, t] : kNames)
-      if (s == n) { out = t; return true; }
+      if (s == n) {
+        out = t;
+        return true;
+      }
     return false;
   }
 
@@ -108,17 +111,22 @@ class SafetensorsFile {
     if (j.size() > lim.max_tensors + 1)
       LAV2_THROW(limit_error, ctx_, ": ", j.size(), " header entries exceed the limit ", lim.max_tensors);
 
-    struct Range { std::uint64_t begin, end; const std::string* name; };
+    struct Range {
+      std::uint64_t begin, end;
+      const std::string* name;
+    };
     std::vector<Range> ranges;
     std::vector<std::pair<std::string, AnyTensorView>> views;
     for (auto it = j.begin(); it != j.end(); ++it) {
       const std::string& name = it.key();
       const nlohmann::json& v = it.value();
       if (name == "__metadata__") {
-        if (!v.is_object()) LAV2_THROW(load_error, ctx_, ": __metadata__ is a JSON ", v.type_name(), ", expected an object");
+        if (!v.is_object())
+          LAV2_THROW(load_error, ctx_, ": __metadata__ is a JSON ", v.type_name(), ", expected an object");
         for (auto m = v.begin(); m != v.end(); ++m) {
           if (!m.value().is_string())
-            LAV2_THROW(load_error, ctx_, ": __metadata__ ", detail::quoted(m.key()), " is a JSON ", m.value().type_name(), ", expected a string");
+            LAV2_THROW(load_error, ctx_, ": __metadata__ ", detail::quoted(m.key()), " is a JSON ",
+                       m.value().type_name(), ", expected a string");
           metadata_[m.key()] = m.value().get<std::string>();
         }
         continue;
@@ -127,13 +135,17 @@ class SafetensorsFile {
       if (!v.is_object()) LAV2_THROW(load_error, where, ": entry is a JSON ", v.type_name(), ", expected an object");
       for (auto f = v.begin(); f != v.end(); ++f)
         if (f.key() != "dtype" && f.key() != "shape" && f.key() != "data_offsets")
-          LAV2_THROW(load_error, where, ": unknown field ", detail::quoted(f.key()), " (expected dtype, shape, data_offsets)");
-      if (!v.contains("dtype") || !v["dtype"].is_string()) LAV2_THROW(load_error, where, ": dtype is missing or not a string");
+          LAV2_THROW(load_error, where, ": unknown field ", detail::quoted(f.key()),
+                     " (expected dtype, shape, data_offsets)");
+      if (!v.contains("dtype") || !v["dtype"].is_string())
+        LAV2_THROW(load_error, where, ": dtype is missing or not a string");
       AnyTensorView view;
       const std::string dt = v["dtype"].get<std::string>();
       if (!dtype_from_name_(dt, view.dtype))
-        LAV2_THROW(load_error, where, ": dtype ", detail::quoted(dt), " is not supported (F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)");
-      if (!v.contains("shape") || !v["shape"].is_array()) LAV2_THROW(load_error, where, ": shape is missing or not an array");
+        LAV2_THROW(load_error, where, ": dtype ", detail::quoted(dt),
+                   " is not supported (F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)");
+      if (!v.contains("shape") || !v["shape"].is_array())
+        LAV2_THROW(load_error, where, ": shape is missing or not an array");
       const auto& shape = v["shape"];
       if (shape.size() > std::size_t(kMaxRank))
         LAV2_THROW(load_error, where, ": rank ", shape.size(), " exceeds ", kMaxRank);
@@ -159,27 +171,27 @@ class SafetensorsFile {
       if (detail::mul_ok(numel, dtype_size(view.dtype), bytes) && bytes > lim.max_tensor_bytes)
         LAV2_THROW(limit_error, where, ": ", bytes, " bytes exceed the tensor limit ", lim.max_tensor_bytes);
       if (!detail::mul_ok(numel, dtype_size(view.dtype), bytes) || bytes != e - b)
-        LAV2_THROW(load_error, where, ": data_offsets span ", e - b, " bytes, shape ", view.shape.to_string(), " of ", dt,
-                   " needs ", numel, " x ", dtype_size(view.dtype));
+        LAV2_THROW(load_error, where, ": data_offsets span ", e - b, " bytes, shape ", view.shape.to_string(), " of ",
+                   dt, " needs ", numel, " x ", dtype_size(view.dtype));
       view.data = file_->data() + data_start + b;
       ranges.push_back({b, e, &name});
       views.emplace_back(name, view);
     }
-    std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& c) {
-      return a.begin != c.begin ? a.begin < c.begin : a.end < c.end;
-    });
+    std::sort(ranges.begin(), ranges.end(),
+              [](const Range& a, const Range& c) { return a.begin != c.begin ? a.begin < c.begin : a.end < c.end; });
     std::uint64_t at = 0;
     for (const Range& r : ranges) {
       if (r.begin < at)
         LAV2_THROW(load_error, ctx_, ": tensor ", detail::quoted(*r.name), " at bytes [", r.begin, ", ", r.end,
                    ") overlaps the previous tensor, which ends at ", at);
       if (r.begin > at)
-        LAV2_THROW(load_error, ctx_, ": bytes [", at, ", ", r.begin, ") of the data section belong to no tensor (before ",
-                   detail::quoted(*r.name), ")");
+        LAV2_THROW(load_error, ctx_, ": bytes [", at, ", ", r.begin,
+                   ") of the data section belong to no tensor (before ", detail::quoted(*r.name), ")");
       at = r.end;
     }
     if (at != data_size)
-      LAV2_THROW(load_error, ctx_, ": bytes [", at, ", ", data_size, ") at the end of the data section belong to no tensor");
+      LAV2_THROW(load_error, ctx_, ": bytes [", at, ", ", data_size,
+                 ") at the end of the data section belong to no tensor");
 
     auto owned = std::make_shared<std::pair<std::shared_ptr<const MappedFile>,
                                             std::vector<std::unique_ptr<unsigned char[], void (*)(unsigned char*)>>>>();

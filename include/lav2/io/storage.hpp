@@ -34,11 +34,11 @@ inline const unsigned char* storage_bytes(const ZipArchive& zip, const ZipEntry&
   std::uint64_t bytes = 0;
   const bool sized = detail::mul_ok(std::uint64_t(s.numel), esize, bytes);
   if (sized && bytes > limits.max_tensor_bytes)
-    LAV2_THROW(limit_error, ctx, ": storage ", detail::quoted(entry_name), " of ", bytes, " bytes exceeds the tensor limit ",
-               limits.max_tensor_bytes);
+    LAV2_THROW(limit_error, ctx, ": storage ", detail::quoted(entry_name), " of ", bytes,
+               " bytes exceeds the tensor limit ", limits.max_tensor_bytes);
   if (!sized || e.size != bytes)
-    LAV2_THROW(load_error, ctx, ": storage ", detail::quoted(entry_name), " holds ", e.size, " bytes, expected ", s.numel,
-               " x ", esize, " (", s.type, " of ", s.numel, " elements)");
+    LAV2_THROW(load_error, ctx, ": storage ", detail::quoted(entry_name), " holds ", e.size, " bytes, expected ",
+               s.numel, " x ", esize, " (", s.type, " of ", s.numel, " elements)");
   const unsigned char* p = zip.data(e);
   if (reinterpret_cast<std::uintptr_t>(p) % esize == 0) return p;
   auto* q = static_cast<unsigned char*>(::operator new(std::size_t(bytes ? bytes : 1), std::align_val_t(64)));

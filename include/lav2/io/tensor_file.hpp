@@ -62,7 +62,8 @@ inline TensorFileFormat detect_tensor_file_format(const std::shared_ptr<const Ma
   if (n >= 9 && b[8] == '{') return TensorFileFormat::safetensors;
   // A bare pickle stream: the torch.save reader names it (the legacy format of PyTorch < 1.6).
   if (n >= 2 && b[0] == 0x80 && b[1] <= 5) return TensorFileFormat::torch_checkpoint;
-  LAV2_THROW(load_error, "tensor file '", file->path(), "': ", n, " bytes that are neither a zip archive (torch.save "
+  LAV2_THROW(load_error, "tensor file '", file->path(), "': ", n,
+             " bytes that are neither a zip archive (torch.save "
              ".pth or TorchScript, starting 'PK\\x03\\x04') nor safetensors (8-byte header length, then '{')");
 }
 

@@ -66,7 +66,8 @@ namespace lav2::io {
 /// \param v a dict Value whose tensors carry data (as TorchCheckpoint returns them).
 inline TensorMap flatten_tensors(const Value& v, const std::string& context, std::size_t max_tensors = 1u << 20) {
   TensorMap out;
-  if (!v.is_dict()) LAV2_THROW(input_error, context, ": flatten_tensors needs a dict, got a ", Value::kind_name(v.kind()));
+  if (!v.is_dict())
+    LAV2_THROW(input_error, context, ": flatten_tensors needs a dict, got a ", Value::kind_name(v.kind()));
   struct Walker {
     TensorMap& out;
     const std::string& ctx;
@@ -76,8 +77,7 @@ inline TensorMap flatten_tensors(const Value& v, const std::string& context, std
         const std::string key = kv.first.is_str() ? kv.first.as_str() : std::to_string(kv.first.as_int());
         const std::string name = prefix.empty() ? key : prefix + "." + key;
         if (kv.second.is_tensor()) {
-          if (out.size() >= max)
-            LAV2_THROW(limit_error, ctx, ": more than ", max, " tensors (the limit)");
+          if (out.size() >= max) LAV2_THROW(limit_error, ctx, ": more than ", max, " tensors (the limit)");
           if (!out.emplace(name, kv.second.as_tensor()).second)
             LAV2_THROW(load_error, ctx, ": two tensors are both named ", detail::quoted(name));
         } else if (kv.second.is_dict()) {
@@ -99,12 +99,14 @@ class TorchCheckpoint {
   explicit TorchCheckpoint(const std::string& path, const CheckpointLimits& limits = {})
       : TorchCheckpoint(MappedFile::open(path, "checkpoint"), limits) {}
   /// \brief Reads an already mapped file, or bytes held in memory (MappedFile::from_buffer).
-  explicit TorchCheckpoint(std::shared_ptr<const MappedFile> file, const CheckpointLimits& limits = {}) : limits_(limits) {
+  explicit TorchCheckpoint(std::shared_ptr<const MappedFile> file, const CheckpointLimits& limits = {})
+      : limits_(limits) {
     const std::string& path = file->path();
     ctx_ = "checkpoint '" + path + "'";
     const unsigned char* b = file->data();
     if (file->size() >= 2 && b[0] == 0x80 && b[1] <= 5 && !(file->size() >= 4 && detail::le32(b) == 0x04034b50u))
-      LAV2_THROW(load_error, ctx_, ": a bare pickle stream (the legacy torch.save format of PyTorch < 1.6) is not "
+      LAV2_THROW(load_error, ctx_,
+                 ": a bare pickle stream (the legacy torch.save format of PyTorch < 1.6) is not "
                  "supported; re-save it with a current torch.save");
     zip_ = std::make_shared<ZipArchive>(file, "checkpoint", limits.zip);
     find_pickle_();
@@ -114,7 +116,8 @@ class TorchCheckpoint {
       LAV2_THROW(limit_error, src, ": ", pkl.size, " bytes exceed the pickle limit ", limits.pickle.max_bytes);
     zip_->verify_crc(pkl);
     if (const ZipEntry* bo = zip_->find(dir_ + "/byteorder")) {
-      const std::string order(reinterpret_cast<const char*>(zip_->data(*bo)), std::size_t(std::min<std::uint64_t>(bo->size, 16)));
+      const std::string order(reinterpret_cast<const char*>(zip_->data(*bo)),
+                              std::size_t(std::min<std::uint64_t>(bo->size, 16)));
       if (order != "little")
         LAV2_THROW(load_error, ctx_, ": ", bo->name, " is ", detail::quoted(order), ", expected 'little'");
     }
@@ -133,8 +136,10 @@ class TorchCheckpoint {
   TensorMap tensors(std::string_view key = {}) const {
     if (key.empty()) return flatten_tensors(root_, ctx_, limits_.max_tensors);
     const Value* v = root_.find(key);
-    if (!v) LAV2_THROW(load_error, ctx_, ": the root has no key '", key, "'", root_.is_dict() ? "" : " (it is not a dict)");
-    if (!v->is_dict()) LAV2_THROW(load_error, ctx_, ": '", key, "' is a ", Value::kind_name(v->kind()), ", expected a dict");
+    if (!v)
+      LAV2_THROW(load_error, ctx_, ": the root has no key '", key, "'", root_.is_dict() ? "" : " (it is not a dict)");
+    if (!v->is_dict())
+      LAV2_THROW(load_error, ctx_, ": '", key, "' is a ", Value::kind_name(v->kind()), ", expected a dict");
     return flatten_tensors(*v, ctx_ + ": '" + std::string(key) + "'", limits_.max_tensors);
   }
   /// A handle that keeps the mapping (and any realigned copies) alive after this object is gone.
@@ -165,7 +170,8 @@ class TorchCheckpoint {
                  " entries (not a torch.save archive)");
     dir_ = found->name.substr(0, found->name.size() - 9);
     if (zip_->find(dir_ + "/constants.pkl"))
-      LAV2_THROW(load_error, ctx_, ": a TorchScript archive (has ", dir_, "/constants.pkl), not a torch.save "
+      LAV2_THROW(load_error, ctx_, ": a TorchScript archive (has ", dir_,
+                 "/constants.pkl), not a torch.save "
                  "checkpoint; convert it offline to a state_dict (torch.jit.load(f).state_dict())");
     pickle_entry_ = found;
   }
@@ -199,7 +205,8 @@ class TorchCheckpoint {
           }
         } else {
           const auto& items = v.items();
-          for (std::size_t i = 0; i < items.size(); ++i) run(items[i], name.empty() ? std::to_string(i) : name + "." + std::to_string(i));
+          for (std::size_t i = 0; i < items.size(); ++i)
+            run(items[i], name.empty() ? std::to_string(i) : name + "." + std::to_string(i));
         }
       }
     };
@@ -227,23 +234,26 @@ class TorchCheckpoint {
       for (int i = 0; i < t.shape.rank; ++i) st += (i ? ", " : "") + std::to_string(t.strides[std::size_t(i)]);
       st += t.shape.rank == 1 ? ",)" : ")";
       return lav2::detail::str_cat("storage '", s.key, "', offset ", t.storage_offset, ", shape ", t.shape.to_string(),
-                             ", strides ", st);
+                                   ", strides ", st);
     };
-    if (t.storage_offset < 0) LAV2_THROW(load_error, where, ": storage offset is ", t.storage_offset, ", expected >= 0");
+    if (t.storage_offset < 0)
+      LAV2_THROW(load_error, where, ": storage offset is ", t.storage_offset, ", expected >= 0");
     std::uint64_t numel = 1, last = std::uint64_t(t.storage_offset);
     for (int i = 0; i < t.shape.rank; ++i) {
       const std::int64_t d = t.shape[i], st = t.strides[std::size_t(i)];
       if (d < 0) LAV2_THROW(load_error, where, ": dimension ", i, " has size ", d, ", expected >= 0 (", layout(), ")");
-      if (st < 0) LAV2_THROW(load_error, where, ": dimension ", i, " has stride ", st, ", expected >= 0 (", layout(), ")");
+      if (st < 0)
+        LAV2_THROW(load_error, where, ": dimension ", i, " has stride ", st, ", expected >= 0 (", layout(), ")");
       std::uint64_t step = 0;
       if (!detail::mul_ok(numel, std::uint64_t(d), numel) || numel > std::uint64_t(INT64_MAX) ||
-          (d > 0 && (!detail::mul_ok(std::uint64_t(d - 1), std::uint64_t(st), step) || !detail::add_ok(last, step, last) ||
-                     last >= std::uint64_t(INT64_MAX))))
+          (d > 0 && (!detail::mul_ok(std::uint64_t(d - 1), std::uint64_t(st), step) ||
+                     !detail::add_ok(last, step, last) || last >= std::uint64_t(INT64_MAX))))
         LAV2_THROW(load_error, where, ": the view's extent overflows 64 bits (", layout(), ")");
     }
     const std::uint64_t needed = numel == 0 ? std::uint64_t(t.storage_offset) : last + 1;
     if (needed > std::uint64_t(s.numel))
-      LAV2_THROW(load_error, where, ": storage holds ", s.numel, " elements, the view needs ", needed, " (", layout(), ")");
+      LAV2_THROW(load_error, where, ": storage holds ", s.numel, " elements, the view needs ", needed, " (", layout(),
+                 ")");
     const unsigned char* base = storage_data_(s, name);
     t.view.dtype = s.dtype;
     t.view.data = base + std::uint64_t(t.storage_offset) * dtype_size(s.dtype);

@@ -84,17 +84,21 @@ class TorchScriptArchive {
   explicit TorchScriptArchive(const std::string& path, const CheckpointLimits& limits = {})
       : TorchScriptArchive(MappedFile::open(path, "TorchScript archive"), limits) {}
   /// \brief Reads an already mapped file, or bytes held in memory (MappedFile::from_buffer).
-  explicit TorchScriptArchive(std::shared_ptr<const MappedFile> file, const CheckpointLimits& limits = {}) : limits_(limits) {
+  explicit TorchScriptArchive(std::shared_ptr<const MappedFile> file, const CheckpointLimits& limits = {})
+      : limits_(limits) {
     ctx_ = "TorchScript archive '" + file->path() + "'";
     zip_ = std::make_shared<ZipArchive>(file, "TorchScript archive", limits.zip);
     keep_ = std::make_shared<Owned>(Owned{zip_->file(), {}});
     find_entries_();
     if (const ZipEntry* bo = zip_->find(dir_ + "/byteorder")) {
-      const std::string order(reinterpret_cast<const char*>(zip_->data(*bo)), std::size_t(std::min<std::uint64_t>(bo->size, 16)));
-      if (order != "little") LAV2_THROW(load_error, ctx_, ": ", bo->name, " is ", detail::quoted(order), ", expected 'little'");
+      const std::string order(reinterpret_cast<const char*>(zip_->data(*bo)),
+                              std::size_t(std::min<std::uint64_t>(bo->size, 16)));
+      if (order != "little")
+        LAV2_THROW(load_error, ctx_, ": ", bo->name, " is ", detail::quoted(order), ", expected 'little'");
     }
     if (const ZipEntry* ver = zip_->find(dir_ + "/version")) {
-      version_.assign(reinterpret_cast<const char*>(zip_->data(*ver)), std::size_t(std::min<std::uint64_t>(ver->size, 32)));
+      version_.assign(reinterpret_cast<const char*>(zip_->data(*ver)),
+                      std::size_t(std::min<std::uint64_t>(ver->size, 32)));
       while (!version_.empty() && (version_.back() == '\n' || version_.back() == '\r')) version_.pop_back();
     }
     root_ = unpickle_(*data_pkl_);
@@ -139,19 +143,22 @@ class TorchScriptArchive {
     const ZipEntry* found = nullptr;
     for (const ZipEntry& e : zip_->entries()) {
       const std::size_t slash = e.name.find('/');
-      if (slash == std::string::npos || slash == 0 || e.name.compare(slash, std::string::npos, "/data.pkl") != 0) continue;
+      if (slash == std::string::npos || slash == 0 || e.name.compare(slash, std::string::npos, "/data.pkl") != 0)
+        continue;
       if (found)
         LAV2_THROW(load_error, ctx_, ": two pickles, ", detail::quoted(found->name), " and ", detail::quoted(e.name),
                    "; expected one <dir>/data.pkl");
       found = &e;
     }
     if (!found)
-      LAV2_THROW(load_error, ctx_, ": no '<dir>/data.pkl' entry among ", zip_->entries().size(), " entries (not a TorchScript archive)");
+      LAV2_THROW(load_error, ctx_, ": no '<dir>/data.pkl' entry among ", zip_->entries().size(),
+                 " entries (not a TorchScript archive)");
     dir_ = found->name.substr(0, found->name.size() - 9);
     data_pkl_ = found;
     constants_pkl_ = zip_->find(dir_ + "/constants.pkl");
     if (!constants_pkl_)
-      LAV2_THROW(load_error, ctx_, ": no '", dir_, "/constants.pkl' (a torch.save checkpoint, not a TorchScript archive; "
+      LAV2_THROW(load_error, ctx_, ": no '", dir_,
+                 "/constants.pkl' (a torch.save checkpoint, not a TorchScript archive; "
                  "read it with TorchCheckpoint)");
   }
 
@@ -181,9 +188,11 @@ class TorchScriptArchive {
       skipped_.push_back(name + " (" + t.storage->type + ")");
       return;
     }
-    if (++count_ > limits_.max_tensors) LAV2_THROW(limit_error, ctx_, ": more than ", limits_.max_tensors, " tensors (the limit)");
+    if (++count_ > limits_.max_tensors)
+      LAV2_THROW(limit_error, ctx_, ": more than ", limits_.max_tensors, " tensors (the limit)");
     resolve_(t, name, folder);
-    if (!out.emplace(name, t.view).second) LAV2_THROW(load_error, ctx_, ": two tensors are both named ", detail::quoted(name));
+    if (!out.emplace(name, t.view).second)
+      LAV2_THROW(load_error, ctx_, ": two tensors are both named ", detail::quoted(name));
   }
 
   const unsigned char* storage_data_(const PickledStorage& s, const std::string& tensor, const char* folder) {
@@ -195,7 +204,9 @@ class TorchScriptArchive {
       e = zip_->find(dir_ + "/.data/" + s.key);
       if (e) entry_name = e->name;
     }
-    if (!e) LAV2_THROW(load_error, ctx_, ": tensor ", detail::quoted(tensor), ": storage entry ", detail::quoted(entry_name), " is missing");
+    if (!e)
+      LAV2_THROW(load_error, ctx_, ": tensor ", detail::quoted(tensor), ": storage entry ", detail::quoted(entry_name),
+                 " is missing");
     const unsigned char* p = storage_bytes(*zip_, *e, entry_name, s, ctx_, limits_,
                                            static_cast<Owned*>(const_cast<void*>(keep_.get()))->copies, copied_bytes_);
     storages_.emplace(id, p);
@@ -208,7 +219,8 @@ class TorchScriptArchive {
     if (t.resolved) return;
     const PickledStorage& s = *t.storage;
     const std::string where = ctx_ + ": tensor " + detail::quoted(name);
-    if (t.storage_offset < 0) LAV2_THROW(load_error, where, ": storage offset is ", t.storage_offset, ", expected >= 0");
+    if (t.storage_offset < 0)
+      LAV2_THROW(load_error, where, ": storage offset is ", t.storage_offset, ", expected >= 0");
     std::uint64_t numel = 1, last = std::uint64_t(t.storage_offset);
     for (int i = 0; i < t.shape.rank; ++i) {
       const std::int64_t d = t.shape[i], st = t.strides[std::size_t(i)];
@@ -216,14 +228,14 @@ class TorchScriptArchive {
         LAV2_THROW(load_error, where, ": dimension ", i, " has size ", d, " and stride ", st, ", expected both >= 0");
       std::uint64_t step = 0;
       if (!detail::mul_ok(numel, std::uint64_t(d), numel) || numel > std::uint64_t(INT64_MAX) ||
-          (d > 0 && (!detail::mul_ok(std::uint64_t(d - 1), std::uint64_t(st), step) || !detail::add_ok(last, step, last) ||
-                     last >= std::uint64_t(INT64_MAX))))
+          (d > 0 && (!detail::mul_ok(std::uint64_t(d - 1), std::uint64_t(st), step) ||
+                     !detail::add_ok(last, step, last) || last >= std::uint64_t(INT64_MAX))))
         LAV2_THROW(load_error, where, ": the view's extent overflows 64 bits (shape ", t.shape.to_string(), ")");
     }
     const std::uint64_t needed = numel == 0 ? std::uint64_t(t.storage_offset) : last + 1;
     if (needed > std::uint64_t(s.numel))
-      LAV2_THROW(load_error, where, ": storage '", s.key, "' holds ", s.numel, " elements, the view needs ", needed, " (shape ",
-                 t.shape.to_string(), ", offset ", t.storage_offset, ")");
+      LAV2_THROW(load_error, where, ": storage '", s.key, "' holds ", s.numel, " elements, the view needs ", needed,
+                 " (shape ", t.shape.to_string(), ", offset ", t.storage_offset, ")");
     const unsigned char* base = storage_data_(s, name, folder);
     t.view.dtype = s.dtype;
     t.view.data = base + std::uint64_t(t.storage_offset) * dtype_size(s.dtype);

@@ -31,8 +31,8 @@ enum class Group {
 inline constexpr int kGroupCount = 9;
 
 inline const char* group_name(Group g) {
-  static constexpr const char* kNames[] = {"base", "adapter_prompts", "gates", "biases", "norms",
-                                           "scales", "lora", "visual", "clip"};
+  static constexpr const char* kNames[] = {"base", "adapter_prompts", "gates", "biases", "norms", "scales",
+                                           "lora", "visual",          "clip"};
   return kNames[int(g)];
 }
 
@@ -45,9 +45,15 @@ enum class OfficialPhase { frozen, pretrain, finetune };
 
 inline OfficialPhase official_phase(Group g) {
   switch (g) {
-    case Group::adapter_prompts: case Group::gates: case Group::visual: return OfficialPhase::pretrain;
-    case Group::biases: case Group::norms: case Group::scales: return OfficialPhase::finetune;
-    case Group::base: case Group::lora: case Group::clip: return OfficialPhase::frozen;
+    case Group::adapter_prompts:
+    case Group::gates:
+    case Group::visual: return OfficialPhase::pretrain;
+    case Group::biases:
+    case Group::norms:
+    case Group::scales: return OfficialPhase::finetune;
+    case Group::base:
+    case Group::lora:
+    case Group::clip: return OfficialPhase::frozen;
   }
   return OfficialPhase::frozen;
 }

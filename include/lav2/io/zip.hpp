@@ -45,12 +45,12 @@ namespace lav2::io {
 /// \brief One entry of a zip archive.
 struct ZipEntry {
   std::string name;
-  std::uint16_t method = 0;            ///< 0 = stored, 8 = deflate, ...
+  std::uint16_t method = 0;  ///< 0 = stored, 8 = deflate, ...
   std::uint32_t crc32 = 0;
   std::uint64_t compressed_size = 0;
-  std::uint64_t size = 0;              ///< uncompressed size
+  std::uint64_t size = 0;  ///< uncompressed size
   std::uint64_t local_header_offset = 0;
-  std::uint64_t data_offset = 0;       ///< first data byte, from the file start
+  std::uint64_t data_offset = 0;  ///< first data byte, from the file start
 };
 
 /// \brief A zip archive read from a mapped file; entries are views into the mapping.
@@ -148,7 +148,8 @@ class ZipArchive {
       cd_offset = le64(r + 48);
       cd_limit = z;
     } else if (le16(e + 8) != n_entries) {
-      LAV2_THROW(load_error, ctx_, ": end record lists ", le16(e + 8), " entries on this disk, ", n_entries, " in total");
+      LAV2_THROW(load_error, ctx_, ": end record lists ", le16(e + 8), " entries on this disk, ", n_entries,
+                 " in total");
     }
     if (!in_range(cd_offset, cd_size, cd_limit))
       LAV2_THROW(load_error, ctx_, ": central directory [", cd_offset, ", +", cd_size,
@@ -166,9 +167,11 @@ class ZipArchive {
     const std::uint64_t cd_end = cd_offset + cd_size;
     for (std::uint64_t i = 0; i < n_entries; ++i) {
       if (!in_range(pos, 46, cd_end))
-        LAV2_THROW(load_error, ctx_, ": central record ", i, " at offset ", pos, " runs past the directory end ", cd_end);
+        LAV2_THROW(load_error, ctx_, ": central record ", i, " at offset ", pos, " runs past the directory end ",
+                   cd_end);
       const unsigned char* c = base + pos;
-      if (le32(c) != 0x02014b50u) LAV2_THROW(load_error, ctx_, ": central record ", i, ": bad signature at offset ", pos);
+      if (le32(c) != 0x02014b50u)
+        LAV2_THROW(load_error, ctx_, ": central record ", i, ": bad signature at offset ", pos);
       ZipEntry ent;
       const std::uint16_t flags = le16(c + 8);
       ent.method = le16(c + 10);
@@ -207,9 +210,18 @@ class ZipArchive {
             if (len < want)
               LAV2_THROW(load_error, ctx_, ": entry ", quoted(ent.name), ": ZIP64 extra field holds ", len,
                          " bytes, the saturated fields need ", want);
-            if (need_u) { ent.size = le64(v); v += 8; }
-            if (need_c) { ent.compressed_size = le64(v); v += 8; }
-            if (need_o) { ent.local_header_offset = le64(v); v += 8; }
+            if (need_u) {
+              ent.size = le64(v);
+              v += 8;
+            }
+            if (need_c) {
+              ent.compressed_size = le64(v);
+              v += 8;
+            }
+            if (need_o) {
+              ent.local_header_offset = le64(v);
+              v += 8;
+            }
             if (need_d) disk = le32(v);
             found = true;
             break;

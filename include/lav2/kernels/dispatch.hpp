@@ -51,8 +51,8 @@ inline const char* kernel_arch_name() {
 ///   pass over w per row); larger M the packed GEMM, whose outputs are single FMA chains over
 ///   k = 0..K-1 (simd/matmul.hpp). The two paths may differ in the last bits for the same row.
 template <class W>
-void matmul(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M, std::int64_t N,
-            std::int64_t K, Epilogue ep = {}) {
+void matmul(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M, std::int64_t N, std::int64_t K,
+            Epilogue ep = {}) {
 #if LAV2_USE_SIMD
   simd::matmul_fn{}(xsimd::default_arch{}, pool, out, x, w, M, N, K, ep);
 #else
@@ -81,8 +81,7 @@ inline void rmsnorm(float* out, const float* x, const float* weight, std::int64_
   LAV2_KERNEL_CALL(rmsnorm, out, x, weight, n, eps);
 }
 /// \brief LayerNorm: out = (x - mean) / sqrt(var + eps) * weight + bias; weight/bias may be null.
-inline void layernorm(float* out, const float* x, const float* weight, const float* bias, std::int64_t n,
-                      float eps) {
+inline void layernorm(float* out, const float* x, const float* weight, const float* bias, std::int64_t n, float eps) {
   LAV2_KERNEL_CALL(layernorm, out, x, weight, bias, n, eps);
 }
 /// \brief Rotates interleaved pairs (x[2i], x[2i+1]) of `x` (head_dim) by cos[i], sin[i].
@@ -118,9 +117,9 @@ inline void attention_head(float* out, const float* q, const KV* k, const KV* v,
 }
 /// \brief The gated adapter step: out += gate * softmax(scale * q · ka_j) · va, with `gate` the
 /// finished per-head factor (tanh(g) * new_gate, or g for V1). `scratch` is (n_prompts).
-inline void adapter_attention_head(float* out, const float* q, const float* ka, const float* va,
-                                   std::int64_t n_prompts, std::int64_t head_dim, std::int64_t kv_stride,
-                                   float scale, float gate, float* scratch) {
+inline void adapter_attention_head(float* out, const float* q, const float* ka, const float* va, std::int64_t n_prompts,
+                                   std::int64_t head_dim, std::int64_t kv_stride, float scale, float gate,
+                                   float* scratch) {
   LAV2_KERNEL_CALL(adapter_attention_head, out, q, ka, va, n_prompts, head_dim, kv_stride, scale, gate, scratch);
 }
 

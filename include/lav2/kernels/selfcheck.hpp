@@ -59,10 +59,27 @@ inline KernelTable ref_table() {
                                            std::int64_t N, std::int64_t K) { ref::matmul(p, o, x, w, M, N, K); };
   KernelTable::MatmulFn<bf16_t> mm_bf16 = [](ThreadPool& p, float* o, const float* x, const bf16_t* w, std::int64_t M,
                                              std::int64_t N, std::int64_t K) { ref::matmul(p, o, x, w, M, N, K); };
-  return {ref::dot<float>, ref::axpy<float>, ref::add, ref::rmsnorm, ref::layernorm, ref::rope_interleaved, ref::softmax,
-          ref::silu, ref::swiglu, ref::gelu_erf, ref::quick_gelu, ref::attention_head<float>, ref::adapter_attention_head,
-          mm_f32, mm_f16, mm_bf16, ref::convert_f16_to_f32,
-          ref::convert_f32_to_f16, ref::convert_bf16_to_f32, ref::convert_f32_to_bf16, ref::attention_head<f16_t>};
+  return {ref::dot<float>,
+          ref::axpy<float>,
+          ref::add,
+          ref::rmsnorm,
+          ref::layernorm,
+          ref::rope_interleaved,
+          ref::softmax,
+          ref::silu,
+          ref::swiglu,
+          ref::gelu_erf,
+          ref::quick_gelu,
+          ref::attention_head<float>,
+          ref::adapter_attention_head,
+          mm_f32,
+          mm_f16,
+          mm_bf16,
+          ref::convert_f16_to_f32,
+          ref::convert_f32_to_f16,
+          ref::convert_bf16_to_f32,
+          ref::convert_f32_to_bf16,
+          ref::attention_head<f16_t>};
 }
 
 namespace detail {
@@ -95,7 +112,7 @@ inline KernelTable simd_table() {
   t.attention_head = simd_fn<attention_head_fn>::call<float*, const float*, const float*, const float*, std::int64_t,
                                                       std::int64_t, std::int64_t, float, float*>;
   t.attention_head_f16kv = simd_fn<attention_head_fn>::call<float*, const float*, const f16_t*, const f16_t*,
-                                                           std::int64_t, std::int64_t, std::int64_t, float, float*>;
+                                                            std::int64_t, std::int64_t, std::int64_t, float, float*>;
   t.adapter_attention_head =
       simd_fn<adapter_attention_head_fn>::call<float*, const float*, const float*, const float*, std::int64_t,
                                                std::int64_t, std::int64_t, float, float, float*>;
@@ -166,11 +183,11 @@ inline Result compare(std::string name, const float* tested, const float* refere
 
 /// \brief Sizes of the self-check problems.
 struct Options {
-  std::int64_t n = 4096 + 3;       ///< vector kernels (odd: exercises the scalar tail)
-  std::int64_t head_dim = 128;     ///< attention
-  std::int64_t n_keys = 67;        ///< attention keys / adapter prompts
-  std::int64_t mv_n = 96, mv_k = 4096 + 5;         ///< matvec (M = 1)
-  std::int64_t mm_m = 13, mm_n = 70, mm_k = 515;   ///< GEMM (edge tiles, several K blocks)
+  std::int64_t n = 4096 + 3;                      ///< vector kernels (odd: exercises the scalar tail)
+  std::int64_t head_dim = 128;                    ///< attention
+  std::int64_t n_keys = 67;                       ///< attention keys / adapter prompts
+  std::int64_t mv_n = 96, mv_k = 4096 + 5;        ///< matvec (M = 1)
+  std::int64_t mm_m = 13, mm_n = 70, mm_k = 515;  ///< GEMM (edge tiles, several K blocks)
   std::uint32_t seed = 1234;
 };
 
@@ -282,7 +299,8 @@ inline std::vector<Result> run(const KernelTable& tested, const KernelTable& ref
     const std::int64_t hd = opt.head_dim, nk = opt.n_keys, stride = 2 * hd;
     const std::vector<float> q = random_vector(hd, opt.seed + 3), k = random_vector(nk * stride, opt.seed + 4),
                              v = random_vector(nk * stride, opt.seed + 5);
-    std::vector<float> scratch(static_cast<std::size_t>(nk)), out_g(static_cast<std::size_t>(hd)), out_r(static_cast<std::size_t>(hd));
+    std::vector<float> scratch(static_cast<std::size_t>(nk)), out_g(static_cast<std::size_t>(hd)),
+        out_r(static_cast<std::size_t>(hd));
     const float scale = 1.0f / std::sqrt(float(hd));
     tested.attention_head(out_g.data(), q.data(), k.data(), v.data(), nk, hd, stride, scale, scratch.data());
     reference.attention_head(out_r.data(), q.data(), k.data(), v.data(), nk, hd, stride, scale, scratch.data());
@@ -298,7 +316,8 @@ inline std::vector<Result> run(const KernelTable& tested, const KernelTable& ref
     for (std::size_t i = 0; i < k.size(); ++i) k16[i].bits = f32_to_f16(k[i]);
     for (std::size_t i = 0; i < v.size(); ++i) v16[i].bits = f32_to_f16(v[i]);
     tested.attention_head_f16kv(out_g.data(), q.data(), k16.data(), v16.data(), nk, hd, stride, scale, scratch.data());
-    reference.attention_head_f16kv(out_r.data(), q.data(), k16.data(), v16.data(), nk, hd, stride, scale, scratch.data());
+    reference.attention_head_f16kv(out_r.data(), q.data(), k16.data(), v16.data(), nk, hd, stride, scale,
+                                   scratch.data());
     results.push_back(compare("attention_head_f16kv", out_g.data(), out_r.data(), hd, 1e-6, 0.0));
   }
 
@@ -307,12 +326,12 @@ inline std::vector<Result> run(const KernelTable& tested, const KernelTable& ref
     const std::int64_t M = gemm ? opt.mm_m : 1, N = gemm ? opt.mm_n : opt.mv_n, K = gemm ? opt.mm_k : opt.mv_k;
     const std::string path = gemm ? "gemm_" : "matvec_";
     const std::uint32_t s = opt.seed + 7;
-    results.push_back(detail::check_matmul((path + "f32").c_str(), tested.matmul_f32, reference.matmul_f32, pool,
-                                           M, N, K, s));
-    results.push_back(detail::check_matmul((path + "f16").c_str(), tested.matmul_f16, reference.matmul_f16, pool,
-                                           M, N, K, s));
-    results.push_back(detail::check_matmul((path + "bf16").c_str(), tested.matmul_bf16, reference.matmul_bf16,
-                                           pool, M, N, K, s));
+    results.push_back(
+        detail::check_matmul((path + "f32").c_str(), tested.matmul_f32, reference.matmul_f32, pool, M, N, K, s));
+    results.push_back(
+        detail::check_matmul((path + "f16").c_str(), tested.matmul_f16, reference.matmul_f16, pool, M, N, K, s));
+    results.push_back(
+        detail::check_matmul((path + "bf16").c_str(), tested.matmul_bf16, reference.matmul_bf16, pool, M, N, K, s));
   }
 
   {  // conversions must be bit-exact: compare as f32 after widening with the scalar spec

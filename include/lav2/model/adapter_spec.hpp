@@ -76,7 +76,9 @@ struct AdapterSpec {
   bool visual_prompts(int layer) const { return fusion == FusionMode::paper_early && layer < fusion_depth; }
 
   std::string describe() const {
-    std::string s = kind == AdapterKind::v2 ? "LLaMA-Adapter V2" : kind == AdapterKind::v1 ? "LLaMA-Adapter V1" : "LLaMA";
+    std::string s = kind == AdapterKind::v2   ? "LLaMA-Adapter V2"
+                    : kind == AdapterKind::v1 ? "LLaMA-Adapter V1"
+                                              : "LLaMA";
     if (bias == BiasSet::official) s += ", bias (wq wo w1 w2 w3)";
     if (bias == BiasSet::all) s += ", bias (all 7 linears)";
     if (scale == ScaleMode::input) s += ", input scales";

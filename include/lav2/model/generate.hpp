@@ -40,14 +40,14 @@ struct GenerateOptions {
 
 /// \brief What a generation produced, with timings.
 struct GenerateResult {
-  std::vector<int> generated_ids;   ///< includes the final EOS when that ended it
-  std::string text;                 ///< the decoded text, without EOS and without the stop string
+  std::vector<int> generated_ids;  ///< includes the final EOS when that ended it
+  std::string text;                ///< the decoded text, without EOS and without the stop string
   /// "eos", "length" (max_new_tokens), "max_seq_len", "stop" (a stop string) or "cancelled"
   /// (the callback returned false)
   std::string finish_reason;
-  std::vector<float> step_logits;   ///< (n, vocab) when record_logits; row 0 = the prefill step
+  std::vector<float> step_logits;  ///< (n, vocab) when record_logits; row 0 = the prefill step
   double prefill_s = 0.0, decode_s = 0.0;
-  std::int64_t prompt_tokens = 0;   ///< tokens prefilled by this call
+  std::int64_t prompt_tokens = 0;  ///< tokens prefilled by this call
   std::int64_t decode_steps = 0;
 };
 
@@ -92,9 +92,9 @@ class StopMatcher {
 
 /// \brief Runs the official loop over `state`, feeding `new_ids` (the prompt, or the next turn).
 /// Throws input_error when there is nothing to feed or no room left under max_seq_len.
-inline GenerateResult generate(const LlamaModel& model, RunState& state, ThreadPool& pool, const text::Tokenizer& tokenizer,
-                               const std::vector<int>& new_ids, const GenerateOptions& opt,
-                               const TextCallback& on_text = {}) {
+inline GenerateResult generate(const LlamaModel& model, RunState& state, ThreadPool& pool,
+                               const text::Tokenizer& tokenizer, const std::vector<int>& new_ids,
+                               const GenerateOptions& opt, const TextCallback& on_text = {}) {
   using clock = std::chrono::steady_clock;
   const std::int64_t vocab = model.config().vocab_size, max_seq = state.max_seq_len();
   if (opt.max_new_tokens < 0) LAV2_THROW(input_error, "max_new_tokens ", opt.max_new_tokens, " is negative");

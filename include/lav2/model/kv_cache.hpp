@@ -28,7 +28,11 @@ class KvCache {
  public:
   KvCache() = default;
   KvCache(int n_layers, std::int64_t max_seq_len, std::int64_t dim, KvDType dtype)
-      : n_layers_(n_layers), max_seq_len_(max_seq_len), dim_(dim), dtype_(dtype), keys_(std::size_t(n_layers)),
+      : n_layers_(n_layers),
+        max_seq_len_(max_seq_len),
+        dim_(dim),
+        dtype_(dtype),
+        keys_(std::size_t(n_layers)),
         values_(std::size_t(n_layers)) {}
 
   KvDType dtype() const { return dtype_; }

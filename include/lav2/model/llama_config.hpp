@@ -18,12 +18,12 @@ namespace lav2::model {
 
 /// \brief Run-time sizes of a LLaMA model. Every dimension comes from the checkpoint.
 struct LlamaConfig {
-  int dim = 0;          ///< model width (7B: 4096)
-  int n_layers = 0;     ///< transformer blocks (7B: 32)
-  int n_heads = 0;      ///< attention heads (7B: 32); no GQA in LLaMA-1
-  int head_dim = 0;     ///< dim / n_heads (7B: 128)
-  int hidden_dim = 0;   ///< SwiGLU width (7B: 11008)
-  int vocab_size = 0;   ///< output rows (7B: 32000)
+  int dim = 0;         ///< model width (7B: 4096)
+  int n_layers = 0;    ///< transformer blocks (7B: 32)
+  int n_heads = 0;     ///< attention heads (7B: 32); no GQA in LLaMA-1
+  int head_dim = 0;    ///< dim / n_heads (7B: 128)
+  int hidden_dim = 0;  ///< SwiGLU width (7B: 11008)
+  int vocab_size = 0;  ///< output rows (7B: 32000)
   int multiple_of = 256;
   float norm_eps = 1e-5f;  ///< ModelArgs default; params.json overrides (7B: 1e-6)
   float rope_theta = 10000.0f;
@@ -65,7 +65,8 @@ inline LlamaConfig parse_params_json(const nlohmann::json& j, const std::string&
   }
   if (j.contains("vocab_size")) {
     const auto& v = j.at("vocab_size");
-    if (!v.is_number_integer() || (v.get<std::int64_t>() != -1 && (v.get<std::int64_t>() <= 0 || v.get<std::int64_t>() > (1 << 22))))
+    if (!v.is_number_integer() ||
+        (v.get<std::int64_t>() != -1 && (v.get<std::int64_t>() <= 0 || v.get<std::int64_t>() > (1 << 22))))
       LAV2_THROW(load_error, "params '", file, "': field 'vocab_size' is ", v.dump(), ", expected -1 or 1..", 1 << 22);
     c.vocab_size = v.get<std::int64_t>() == -1 ? 0 : int(v.get<std::int64_t>());
   }
@@ -83,14 +84,16 @@ inline LlamaConfig parse_params_json(const nlohmann::json& j, const std::string&
   if (j.contains("ffn_dim_multiplier") && !j.at("ffn_dim_multiplier").is_null()) {
     const auto& m = j.at("ffn_dim_multiplier");
     if (!m.is_number() || !(m.get<double>() > 0.0) || m.get<double>() > 64.0)
-      LAV2_THROW(load_error, "params '", file, "': field 'ffn_dim_multiplier' is ", m.dump(), ", expected a number in (0, 64]");
+      LAV2_THROW(load_error, "params '", file, "': field 'ffn_dim_multiplier' is ", m.dump(),
+                 ", expected a number in (0, 64]");
     const std::int64_t hidden = std::int64_t(m.get<double>() * double((2 * 4 * std::int64_t(c.dim)) / 3));
     c.hidden_dim = int(c.multiple_of * ((hidden + c.multiple_of - 1) / c.multiple_of));
   }
   if (j.contains("rope_theta")) {
     const auto& t = j.at("rope_theta");
     if (!t.is_number() || !(t.get<double>() > 1.0) || t.get<double>() > 1e9)
-      LAV2_THROW(load_error, "params '", file, "': field 'rope_theta' is ", t.dump(), ", expected a number in (1, 1e9]");
+      LAV2_THROW(load_error, "params '", file, "': field 'rope_theta' is ", t.dump(),
+                 ", expected a number in (1, 1e9]");
     c.rope_theta = t.get<float>();
   }
   return c;

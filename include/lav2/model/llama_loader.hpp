@@ -33,7 +33,8 @@ inline std::string find_llama_checkpoint(const std::string& dir) {
     if (shard) shards.push_back(e.path().string());
     if (shard || e.path().extension() == ".safetensors") found.push_back(e.path().string());
   }
-  if (found.empty()) LAV2_THROW(input_error, "LLaMA dir '", dir, "': no consolidated.*.pth or *.safetensors checkpoint");
+  if (found.empty())
+    LAV2_THROW(input_error, "LLaMA dir '", dir, "': no consolidated.*.pth or *.safetensors checkpoint");
   std::sort(found.begin(), found.end());
   if (shards.size() > 1 && shards.size() == found.size())
     LAV2_THROW(input_error, "LLaMA dir '", dir, "': ", shards.size(),
@@ -61,8 +62,8 @@ inline void infer_dims_from_tensors(LlamaConfig& c, const io::TensorMap& t, cons
                ", expected (vocab_size, ", c.dim, ") from params '", params_file, "' dim");
   const int vocab = int(emb.shape[0]);
   if (c.vocab_size != 0 && c.vocab_size != vocab)
-    LAV2_THROW(load_error, "params '", params_file, "': vocab_size ", c.vocab_size, " disagrees with checkpoint '", file,
-               "' tok_embeddings.weight rows ", vocab);
+    LAV2_THROW(load_error, "params '", params_file, "': vocab_size ", c.vocab_size, " disagrees with checkpoint '",
+               file, "' tok_embeddings.weight rows ", vocab);
   if (tokenizer_vocab > 0 && tokenizer_vocab != vocab)
     LAV2_THROW(load_error, "checkpoint '", file, "': tok_embeddings.weight has ", vocab,
                " rows, but the tokenizer has ", tokenizer_vocab, " pieces");

@@ -73,15 +73,17 @@ class LlamaModel {
   RunState new_state(ThreadPool& pool, const StateOptions& opt, const float* visual_query = nullptr,
                      std::int64_t n_visual = 0) const {
     if (opt.max_seq_len < 2)
-      LAV2_THROW(input_error, "max_seq_len ", opt.max_seq_len, " must be at least 2 (a prompt token and one to generate)");
+      LAV2_THROW(input_error, "max_seq_len ", opt.max_seq_len,
+                 " must be at least 2 (a prompt token and one to generate)");
     if (s_.takes_visual() && !visual_query)
-      LAV2_THROW(input_error, "a LLaMA-Adapter V2 request needs a visual query: encode an image, or the all-zero "
-                              "image as the official text-only path does (VisualEncoder::encode_zero_image)");
+      LAV2_THROW(input_error,
+                 "a LLaMA-Adapter V2 request needs a visual query: encode an image, or the all-zero "
+                 "image as the official text-only path does (VisualEncoder::encode_zero_image)");
     if (!s_.takes_visual() && visual_query)
       LAV2_THROW(input_error, "this model (", s_.describe(), ") takes no visual query");
     if (visual_query && s_.fusion != FusionMode::paper_early && n_visual != s_.query_len)
-      LAV2_THROW(input_error, "the visual query has ", n_visual, " tokens, but fusion mode ", fusion_mode_name(s_.fusion),
-                 " adds it to prompts of ", s_.query_len, " tokens");
+      LAV2_THROW(input_error, "the visual query has ", n_visual, " tokens, but fusion mode ",
+                 fusion_mode_name(s_.fusion), " adds it to prompts of ", s_.query_len, " tokens");
     require_memory(state_bytes(opt, n_visual, pool.size()),
                    "a request at max_seq_len " + std::to_string(opt.max_seq_len) + " with a " +
                        (opt.kv_dtype == KvDType::f16 ? "f16" : "f32") + " KV cache (" +
@@ -107,7 +109,8 @@ class LlamaModel {
       LAV2_THROW(input_error, "sequence of ", pos + n, " tokens exceeds max_seq_len ", st.max_seq_len());
     for (std::int64_t i = 0; i < n; ++i)
       if (tokens[i] < 0 || tokens[i] >= c_.vocab_size)
-        LAV2_THROW(input_error, "token id ", tokens[i], " at index ", i, " is outside the vocabulary [0, ", c_.vocab_size, ")");
+        LAV2_THROW(input_error, "token id ", tokens[i], " at index ", i, " is outside the vocabulary [0, ",
+                   c_.vocab_size, ")");
     st.cache_.reserve(pos + n);
     for (std::int64_t done = 0; done < n;) {
       const std::int64_t rows = std::min(n - done, kMaxRowsPerCall);
@@ -146,7 +149,8 @@ class LlamaModel {
     for (int l = 0; l < c_.n_layers; ++l) {
       const LayerWeights& lw = w_.layers[std::size_t(l)];
       const float new_gate = lw.new_gate.empty() ? 1.0f : lw.new_gate.data()[0];
-      for (std::int64_t h = 0; h < H; ++h) st.gates_[std::size_t(l * H + h)] = s_.head_gate(lw.gate.data()[h], new_gate);
+      for (std::int64_t h = 0; h < H; ++h)
+        st.gates_[std::size_t(l * H + h)] = s_.head_gate(lw.gate.data()[h], new_gate);
     }
   }
 
@@ -240,7 +244,8 @@ class LlamaModel {
         const float* q = q_all + i * dim + h * hd;
         kernels::attention_head(out, q, keys + h * hd, values + h * hd, pos + i + 1, hd, dim, scale, scores.data());
         if (n_prompts)
-          kernels::adapter_attention_head(out, q, pk + h * hd, pv + h * hd, n_prompts, hd, dim, scale, gates[h], scores.data());
+          kernels::adapter_attention_head(out, q, pk + h * hd, pv + h * hd, n_prompts, hd, dim, scale, gates[h],
+                                          scores.data());
       }
     });
   }
@@ -253,7 +258,8 @@ class LlamaModel {
     float* xb = st.xb_.data();
 
     // Attention input: xb = RMSNorm(x) * attention_norm.
-    for (std::int64_t i = 0; i < n; ++i) kernels::rmsnorm(xb + i * dim, x + i * dim, lw.attention_norm.data(), dim, c_.norm_eps);
+    for (std::int64_t i = 0; i < n; ++i)
+      kernels::rmsnorm(xb + i * dim, x + i * dim, lw.attention_norm.data(), dim, c_.norm_eps);
     // q, k, v; RoPE on q and k per head at each row's absolute position; k, v into the cache.
     linear_(pool, st, st.q_.data(), xb, n, lw.wq, false);
     linear_(pool, st, st.k_.data(), xb, n, lw.wk, false);
@@ -273,7 +279,8 @@ class LlamaModel {
     linear_(pool, st, x, st.att_.data(), n, lw.wo, true);
 
     // Feed-forward: x += w2(silu(w1 xb) * w3 xb), xb = RMSNorm(x) * ffn_norm.
-    for (std::int64_t i = 0; i < n; ++i) kernels::rmsnorm(xb + i * dim, x + i * dim, lw.ffn_norm.data(), dim, c_.norm_eps);
+    for (std::int64_t i = 0; i < n; ++i)
+      kernels::rmsnorm(xb + i * dim, x + i * dim, lw.ffn_norm.data(), dim, c_.norm_eps);
     linear_(pool, st, st.h1_.data(), xb, n, lw.w1, false);
     linear_(pool, st, st.h3_.data(), xb, n, lw.w3, false);
     kernels::swiglu(st.h1_.data(), st.h1_.data(), st.h3_.data(), n * c_.hidden_dim);

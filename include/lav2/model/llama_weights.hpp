@@ -42,13 +42,13 @@ struct Linear {
 
 /// \brief One block's weights.
 struct LayerWeights {
-  Linear wq, wk, wv, wo;                    // (dim, dim)
-  Linear w1, w3;                            // (hidden_dim, dim)
-  Linear w2;                                // (dim, hidden_dim)
-  TensorView<const float> attention_norm;   // (dim)
-  TensorView<const float> ffn_norm;         // (dim)
-  TensorView<const float> gate;             // (1, n_heads, 1, 1), adapter models only
-  TensorView<const float> new_gate;         // (1, 1, 1, 1), LoRA adapter models only
+  Linear wq, wk, wv, wo;                   // (dim, dim)
+  Linear w1, w3;                           // (hidden_dim, dim)
+  Linear w2;                               // (dim, hidden_dim)
+  TensorView<const float> attention_norm;  // (dim)
+  TensorView<const float> ffn_norm;        // (dim)
+  TensorView<const float> gate;            // (1, n_heads, 1, 1), adapter models only
+  TensorView<const float> new_gate;        // (1, 1, 1, 1), LoRA adapter models only
   Linear& linear(LinearId id) {
     switch (id) {
       case LinearId::wq: return wq;
@@ -66,11 +66,11 @@ struct LayerWeights {
 /// \brief All weights of a model. Views point into the mapped checkpoints where the stored
 /// dtype and layout allow, otherwise into converted copies kept in `owned`.
 struct LlamaWeights {
-  MatPtr tok_embeddings;                    // (vocab_size, dim)
-  std::vector<LayerWeights> layers;         // n_layers
-  TensorView<const float> norm;             // (dim)
-  MatPtr output;                            // (vocab_size, dim), not tied to the embeddings
-  TensorView<const float> adapter_query;    // (query_layer * query_len, dim), adapter models only
+  MatPtr tok_embeddings;                           // (vocab_size, dim)
+  std::vector<LayerWeights> layers;                // n_layers
+  TensorView<const float> norm;                    // (dim)
+  MatPtr output;                                   // (vocab_size, dim), not tied to the embeddings
+  TensorView<const float> adapter_query;           // (query_layer * query_len, dim), adapter models only
   std::vector<std::shared_ptr<const void>> owned;  // converted tensors and the files views point into
 };
 
@@ -79,9 +79,7 @@ inline const char* linear_name(LinearId id) {
   static constexpr const char* kNames[] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
   return kNames[int(id)];
 }
-inline const char* linear_module(LinearId id) {
-  return int(id) <= int(LinearId::wo) ? "attention." : "feed_forward.";
-}
+inline const char* linear_module(LinearId id) { return int(id) <= int(LinearId::wo) ? "attention." : "feed_forward."; }
 }  // namespace detail
 
 /// \brief Calls fn(spec, slot) for every tensor of the table of a model described by `s`, where
@@ -136,7 +134,6 @@ inline std::vector<TensorSpec> tensor_table(const LlamaConfig& c, const AdapterS
 
 /// \brief Looks a tensor up by its table name; returns nullptr when no source has it.
 using TensorLookup = std::function<const AnyTensorView*(const std::string& name)>;
-
 
 /// \brief Binds every tensor of the table from `lookup`, checking presence, shape and dtype.
 /// `file` names the source in messages (the lookup may merge several files).

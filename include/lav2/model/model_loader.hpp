@@ -90,8 +90,8 @@ inline void read_sizes(AdapterSpec& s, const io::TensorMap& t, const io::Value* 
                        const std::string& file, const std::string& prefix) {
   if (auto vq = t.find("visual_query.weight"); vq != t.end() && vq->second.shape.rank == 2) {
     const int q = int(vq->second.shape[0]);
-    s.query_len = confirm_with_config(cfg, "query_len", q,
-                                      "tensor 'visual_query.weight' " + vq->second.shape.to_string() + " (its rows)", file);
+    s.query_len = confirm_with_config(
+        cfg, "query_len", q, "tensor 'visual_query.weight' " + vq->second.shape.to_string() + " (its rows)", file);
   } else {
     s.query_len = config_int(cfg, "query_len", 10, 1, 1 << 16, file);
   }
@@ -108,10 +108,12 @@ inline void read_sizes(AdapterSpec& s, const io::TensorMap& t, const io::Value* 
     if (layers < 1 || layers > c.n_layers)
       LAV2_THROW(load_error, "checkpoint '", file, "': tensor 'adapter_query.weight' has ", a[0], " rows = ", layers,
                  " adapter layers x query_len ", s.query_len, via, ", but the LLaMA model has ", c.n_layers, " layers");
-    s.query_layer = confirm_with_config(cfg, "query_layer", int(layers),
-                                        "tensor 'adapter_query.weight' rows / query_len " + std::to_string(s.query_len), file);
+    s.query_layer =
+        confirm_with_config(cfg, "query_layer", int(layers),
+                            "tensor 'adapter_query.weight' rows / query_len " + std::to_string(s.query_len), file);
   } else if (s.has_prompts()) {
-    s.query_layer = config_int(cfg, "query_layer", c.n_layers - 1, 1, c.n_layers, file);  // the table reports it missing
+    s.query_layer =
+        config_int(cfg, "query_layer", c.n_layers - 1, 1, c.n_layers, file);  // the table reports it missing
   }
   // LoRA: every lora_*_l1 must agree on the rank.
   std::string first;
@@ -127,7 +129,8 @@ inline void read_sizes(AdapterSpec& s, const io::TensorMap& t, const io::Value* 
                  " but '", name, "' has rank ", view.shape[0]);
     }
   }
-  if (!first.empty()) s.lora_rank = confirm_with_config(cfg, "lora_rank", rank, "tensor '" + first + "' (its rows)", file);
+  if (!first.empty())
+    s.lora_rank = confirm_with_config(cfg, "lora_rank", rank, "tensor '" + first + "' (its rows)", file);
   else s.lora_rank = config_int(cfg, "lora_rank", 16, 1, 1 << 16, file);
 }
 
@@ -141,8 +144,10 @@ inline void check_visual_blocks(const io::TensorMap& t, const std::string& file)
   for (auto it = t.lower_bound(prefix); it != t.end() && it->first.rfind(prefix, 0) == 0; ++it) {
     const std::string& name = it->first;
     const std::size_t dot = name.find('.', prefix.size());
-    const std::string index = name.substr(prefix.size(), dot == std::string::npos ? std::string::npos : dot - prefix.size());
-    const bool numeric = !index.empty() && index.size() < 7 && index.find_first_not_of("0123456789") == std::string::npos;
+    const std::string index =
+        name.substr(prefix.size(), dot == std::string::npos ? std::string::npos : dot - prefix.size());
+    const bool numeric =
+        !index.empty() && index.size() < 7 && index.find_first_not_of("0123456789") == std::string::npos;
     // The projector binds 'visual_blocks.<i>.' with i as std::to_string writes it ("1", not "01").
     if (numeric && std::stoi(index) < depth && std::to_string(std::stoi(index)) == index) continue;
     LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", name, "' lies beyond v_depth ", depth,
@@ -166,15 +171,17 @@ inline AdapterFile open_adapter(const std::string& path, const LlamaConfig& c) {
     if (cfg && !cfg->is_dict()) LAV2_THROW(load_error, "checkpoint '", path, "': 'config' must be a dict");
     const std::string kind = detail::config_str(cfg, "adapter", "v2", {"v2", "v1", "none"}, path);
     s.kind = kind == "v2" ? AdapterKind::v2 : kind == "v1" ? AdapterKind::v1 : AdapterKind::none;
-    const std::string bias = detail::config_str(cfg, "bias_set", kind == "v1" ? "none" : "official", {"none", "official", "all"}, path);
+    const std::string bias =
+        detail::config_str(cfg, "bias_set", kind == "v1" ? "none" : "official", {"none", "official", "all"}, path);
     s.bias = bias == "official" ? BiasSet::official : bias == "all" ? BiasSet::all : BiasSet::none;
     const std::string scale = detail::config_str(cfg, "scale_mode", "none", {"none", "input", "output"}, path);
     s.scale = scale == "input" ? ScaleMode::input : scale == "output" ? ScaleMode::output : ScaleMode::none;
     s.lora = detail::config_bool(cfg, "w_lora", false, path);
     const std::string fusion = detail::config_str(cfg, "fusion_mode", "all_adapter_layers",
                                                   {"all_adapter_layers", "first_k", "paper_early"}, path);
-    s.fusion = fusion == "first_k" ? FusionMode::first_k : fusion == "paper_early" ? FusionMode::paper_early
-                                                                                     : FusionMode::all_adapter_layers;
+    s.fusion = fusion == "first_k"       ? FusionMode::first_k
+               : fusion == "paper_early" ? FusionMode::paper_early
+                                         : FusionMode::all_adapter_layers;
     s.fusion_depth = detail::config_int(cfg, "fusion_depth", 0, 0, 1 << 16, path);
     detail::read_sizes(s, f.tensors, cfg, c, path, kind == "v1" ? "" : "llama.");
     if (s.takes_visual()) detail::check_visual_blocks(f.tensors, path);
@@ -183,19 +190,22 @@ inline AdapterFile open_adapter(const std::string& path, const LlamaConfig& c) {
     s.kind = AdapterKind::v1;
     s.query_layer = c.n_layers - 2;  // V1: the last 30 of 32 layers
     const auto it = f.tensors.find("adapter_query.weight");
-    if (it == f.tensors.end()) LAV2_THROW(load_error, "checkpoint '", path, "': 'adapter_query.weight' is not a tensor");
+    if (it == f.tensors.end())
+      LAV2_THROW(load_error, "checkpoint '", path, "': 'adapter_query.weight' is not a tensor");
     const AnyTensorView& a = it->second;
     if (a.shape.rank != 2 || s.query_layer <= 0 || a.shape[0] % s.query_layer != 0)
       LAV2_THROW(load_error, "checkpoint '", path, "': tensor 'adapter_query.weight' has shape ", a.shape.to_string(),
                  ", expected (query_layer * query_len, ", c.dim, ") with query_layer ", s.query_layer);
     s.query_len = int(a.shape[0] / s.query_layer);
   } else {
-    LAV2_THROW(load_error, "checkpoint '", path, "': not an adapter checkpoint: expected {'model': ..., 'config': ...} "
+    LAV2_THROW(load_error, "checkpoint '", path,
+               "': not an adapter checkpoint: expected {'model': ..., 'config': ...} "
                "(LLaMA-Adapter V2) or a dict with 'adapter_query.weight' (V1)");
   }
   if (!s.has_prompts()) s.query_layer = 0;
   if (s.has_prompts() && s.query_layer < 1)
-    LAV2_THROW(load_error, "checkpoint '", path, "': config 'query_layer' is 0, but the adapter needs at least one layer");
+    LAV2_THROW(load_error, "checkpoint '", path,
+               "': config 'query_layer' is 0, but the adapter needs at least one layer");
   if (s.fusion == FusionMode::first_k && (s.fusion_depth < 1 || s.fusion_depth > s.query_layer))
     LAV2_THROW(load_error, "checkpoint '", path, "': config 'fusion_depth' is ", s.fusion_depth,
                ", but first_k needs 1..", s.query_layer, " (the adapter layers this model holds)");
@@ -232,12 +242,13 @@ inline LlamaModel build_model(const std::shared_ptr<const LlamaDir>& base, const
   // Base keys outside the table: rope.freqs is ignored as officially; anything else is a wrong file.
   for (const auto& [name, view] : base->tensors)
     if (name != "rope.freqs" && !table.count(name))
-      LAV2_THROW(load_error, "checkpoint '", base->checkpoint_path, "': unexpected tensor '", name, "' ", view.shape.to_string());
+      LAV2_THROW(load_error, "checkpoint '", base->checkpoint_path, "': unexpected tensor '", name, "' ",
+                 view.shape.to_string());
   if (adapter)
     for (const auto& [name, view] : adapter->tensors)
       if (!used.count(name) && !(spec.takes_visual() && vision::is_projector_key(name)))
-        LAV2_THROW(load_error, "checkpoint '", adapter->path, "': unexpected tensor '", name, "' ", view.shape.to_string(),
-                   " for ", spec.describe());
+        LAV2_THROW(load_error, "checkpoint '", adapter->path, "': unexpected tensor '", name, "' ",
+                   view.shape.to_string(), " for ", spec.describe());
   w.owned.push_back(base);
   if (adapter) w.owned.push_back(adapter->keep_alive);
   return LlamaModel(c, spec, std::move(w));

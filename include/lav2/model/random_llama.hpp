@@ -74,14 +74,18 @@ inline LlamaModel random_llama(const LlamaConfig& c, DType dtype, ThreadPool& po
     const std::uint64_t salt = tensor_salt(seed, ++index);
     if constexpr (std::is_same_v<std::decay_t<decltype(slot)>, MatPtr>) {
       const std::int64_t rows = t.shape[0], cols = t.shape[1];
-      const void* p = dtype == DType::f16    ? static_cast<const void*>(detail::random_tensor<f16_t>(t.shape, salt, scale, 0, pool, w.owned))
-                      : dtype == DType::bf16 ? static_cast<const void*>(detail::random_tensor<bf16_t>(t.shape, salt, scale, 0, pool, w.owned))
-                                             : static_cast<const void*>(detail::random_tensor<float>(t.shape, salt, scale, 0, pool, w.owned));
+      const void* p =
+          dtype == DType::f16
+              ? static_cast<const void*>(detail::random_tensor<f16_t>(t.shape, salt, scale, 0, pool, w.owned))
+          : dtype == DType::bf16
+              ? static_cast<const void*>(detail::random_tensor<bf16_t>(t.shape, salt, scale, 0, pool, w.owned))
+              : static_cast<const void*>(detail::random_tensor<float>(t.shape, salt, scale, 0, pool, w.owned));
       slot = MatPtr(dtype, p, rows, cols, cols);
     } else {
       const bool one = t.group == Group::norms || t.group == Group::scales || t.missing == Missing::ones;
       const float s = one ? 0.0f : t.group == Group::gates ? 1.0f : t.group == Group::adapter_prompts ? 1.0f : scale;
-      slot = TensorView<const float>(detail::random_tensor<float>(t.shape, salt, s, one ? 1.0f : 0.0f, pool, w.owned), t.shape);
+      slot = TensorView<const float>(detail::random_tensor<float>(t.shape, salt, s, one ? 1.0f : 0.0f, pool, w.owned),
+                                     t.shape);
     }
   });
   return LlamaModel(c, spec, std::move(w));

@@ -48,7 +48,7 @@ class RunState {
   KvCache cache_;
   std::vector<int> tokens_;
   std::vector<Tensor<float>> prompts_k_, prompts_v_;  // per layer (n_prompts, dim)
-  std::vector<std::int64_t> n_prompts_;              // per layer
+  std::vector<std::int64_t> n_prompts_;               // per layer
   std::vector<float> gates_;                          // (n_layers, n_heads)
   // Scratch, (rows, dim) or (rows, hidden_dim): residual stream, normed input, q, k, v, attention
   // output, the FFN halves, the tuning's temporaries; RoPE cos / sin rows (rows, head_dim / 2).

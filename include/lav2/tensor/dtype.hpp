@@ -21,10 +21,15 @@ enum class DType : std::uint8_t { f32, f16, bf16, i64, i32, i16, i8, u8, boolean
 /// \brief Size in bytes of one element of `t`.
 constexpr std::size_t dtype_size(DType t) {
   switch (t) {
-    case DType::f32: case DType::i32: return 4;
-    case DType::f16: case DType::bf16: case DType::i16: return 2;
+    case DType::f32:
+    case DType::i32: return 4;
+    case DType::f16:
+    case DType::bf16:
+    case DType::i16: return 2;
     case DType::i64: return 8;
-    case DType::i8: case DType::u8: case DType::boolean: return 1;
+    case DType::i8:
+    case DType::u8:
+    case DType::boolean: return 1;
   }
   return 0;
 }
@@ -47,24 +52,66 @@ constexpr std::string_view dtype_name(DType t) {
 
 /// \brief Storage types for 16-bit floats: distinct types so overloads and templates can tell
 /// them apart from integers. Layout is the raw bit pattern.
-struct f16_t { std::uint16_t bits; };
-struct bf16_t { std::uint16_t bits; };
+struct f16_t {
+  std::uint16_t bits;
+};
+struct bf16_t {
+  std::uint16_t bits;
+};
 
-template <class T> struct dtype_of;
-template <> struct dtype_of<float> { static constexpr DType value = DType::f32; };
-template <> struct dtype_of<f16_t> { static constexpr DType value = DType::f16; };
-template <> struct dtype_of<bf16_t> { static constexpr DType value = DType::bf16; };
-template <> struct dtype_of<std::int64_t> { static constexpr DType value = DType::i64; };
-template <> struct dtype_of<std::int32_t> { static constexpr DType value = DType::i32; };
-template <> struct dtype_of<std::int16_t> { static constexpr DType value = DType::i16; };
-template <> struct dtype_of<std::int8_t> { static constexpr DType value = DType::i8; };
-template <> struct dtype_of<std::uint8_t> { static constexpr DType value = DType::u8; };
-template <> struct dtype_of<bool> { static constexpr DType value = DType::boolean; };
-template <class T> struct dtype_of<const T> : dtype_of<T> {};
-template <class T> inline constexpr DType dtype_of_v = dtype_of<T>::value;
+template <class T>
+struct dtype_of;
+template <>
+struct dtype_of<float> {
+  static constexpr DType value = DType::f32;
+};
+template <>
+struct dtype_of<f16_t> {
+  static constexpr DType value = DType::f16;
+};
+template <>
+struct dtype_of<bf16_t> {
+  static constexpr DType value = DType::bf16;
+};
+template <>
+struct dtype_of<std::int64_t> {
+  static constexpr DType value = DType::i64;
+};
+template <>
+struct dtype_of<std::int32_t> {
+  static constexpr DType value = DType::i32;
+};
+template <>
+struct dtype_of<std::int16_t> {
+  static constexpr DType value = DType::i16;
+};
+template <>
+struct dtype_of<std::int8_t> {
+  static constexpr DType value = DType::i8;
+};
+template <>
+struct dtype_of<std::uint8_t> {
+  static constexpr DType value = DType::u8;
+};
+template <>
+struct dtype_of<bool> {
+  static constexpr DType value = DType::boolean;
+};
+template <class T>
+struct dtype_of<const T> : dtype_of<T> {};
+template <class T>
+inline constexpr DType dtype_of_v = dtype_of<T>::value;
 
-inline std::uint32_t f32_bits(float f) { std::uint32_t u; std::memcpy(&u, &f, 4); return u; }
-inline float f32_from_bits(std::uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline std::uint32_t f32_bits(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float f32_from_bits(std::uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
 
 /// \brief Exact f16 -> f32 (every f16 value is representable in f32). NaN payloads are kept.
 inline float f16_to_f32(std::uint16_t h) {
@@ -76,7 +123,10 @@ inline float f16_to_f32(std::uint16_t h) {
     if (mant == 0) return f32_from_bits(sign);  // +-0
     // Subnormal: value = mant * 2^-24. Normalise so the leading 1 moves to bit 10.
     exp = 127 - 14;
-    while (!(mant & 0x400u)) { mant <<= 1; --exp; }
+    while (!(mant & 0x400u)) {
+      mant <<= 1;
+      --exp;
+    }
     return f32_from_bits(sign | (exp << 23) | ((mant & 0x3ffu) << 13));
   }
   return f32_from_bits(sign | ((exp + 127 - 15) << 23) | (mant << 13));
@@ -95,9 +145,9 @@ inline std::uint16_t f32_to_f16(float f) {
   if (ax >= 0x477ff000u) return sign | 0x7c00u;
   if (ax < 0x38800000u) {  // below 2^-14: an f16 subnormal (or zero); unit 2^-24
     const std::uint32_t e = ax >> 23;
-    if (e < 102) return sign;  // < 2^-25 even at the largest mantissa: rounds to zero
+    if (e < 102) return sign;                                 // < 2^-25 even at the largest mantissa: rounds to zero
     const std::uint32_t mant = (ax & 0x7fffffu) | 0x800000u;  // value = mant * 2^(e-150)
-    const std::uint32_t shift = 126 - e;                        // value / 2^-24 = mant >> shift
+    const std::uint32_t shift = 126 - e;                      // value / 2^-24 = mant >> shift
     std::uint32_t r = mant >> shift;
     const std::uint32_t rem = mant & ((1u << shift) - 1);
     const std::uint32_t half = 1u << (shift - 1);
@@ -124,9 +174,19 @@ inline std::uint16_t f32_to_bf16(float f) {
 inline float to_f32(float v) { return v; }
 inline float to_f32(f16_t v) { return f16_to_f32(v.bits); }
 inline float to_f32(bf16_t v) { return bf16_to_f32(v.bits); }
-template <class T> T from_f32(float v);
-template <> inline float from_f32<float>(float v) { return v; }
-template <> inline f16_t from_f32<f16_t>(float v) { return f16_t{f32_to_f16(v)}; }
-template <> inline bf16_t from_f32<bf16_t>(float v) { return bf16_t{f32_to_bf16(v)}; }
+template <class T>
+T from_f32(float v);
+template <>
+inline float from_f32<float>(float v) {
+  return v;
+}
+template <>
+inline f16_t from_f32<f16_t>(float v) {
+  return f16_t{f32_to_f16(v)};
+}
+template <>
+inline bf16_t from_f32<bf16_t>(float v) {
+  return bf16_t{f32_to_bf16(v)};
+}
 
 }  // namespace lav2

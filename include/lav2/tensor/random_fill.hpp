@@ -24,10 +24,13 @@ inline float hash_uniform(std::uint64_t salt, std::uint64_t i) {
 template <class T>
 void fill_hash_uniform(T* data, std::int64_t n, std::uint64_t salt, float scale, ThreadPool& pool,
                        float offset = 0.0f) {
-  pool.parallel_for(n, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i)
-      data[i] = from_f32<T>(offset + (2.0f * hash_uniform(salt, std::uint64_t(i)) - 1.0f) * scale);
-  }, 1 << 16);
+  pool.parallel_for(
+      n,
+      [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i)
+          data[i] = from_f32<T>(offset + (2.0f * hash_uniform(salt, std::uint64_t(i)) - 1.0f) * scale);
+      },
+      1 << 16);
 }
 
 /// \brief A distinct salt for tensor number `index` of a model built from `seed`.

@@ -45,7 +45,8 @@ struct Shape {
   }
   friend bool operator==(const Shape& a, const Shape& b) {
     if (a.rank != b.rank) return false;
-    for (int i = 0; i < a.rank; ++i) if (a.dims[std::size_t(i)] != b.dims[std::size_t(i)]) return false;
+    for (int i = 0; i < a.rank; ++i)
+      if (a.dims[std::size_t(i)] != b.dims[std::size_t(i)]) return false;
     return true;
   }
   friend bool operator!=(const Shape& a, const Shape& b) { return !(a == b); }

@@ -38,7 +38,7 @@ struct HfBpeModel {
   int unk_id = -1;
   bool byte_fallback = false;
   bool fuse_unk = false;
-  NormalizerSpec normalizer;                // add_dummy_prefix, escape_whitespaces; no extra-space removal
+  NormalizerSpec normalizer;  // add_dummy_prefix, escape_whitespaces; no extra-space removal
 };
 
 namespace detail {
@@ -110,7 +110,8 @@ inline HfBpeModel parse_hf_tokenizer_json(std::string_view text, const std::stri
       // Range-check the double before converting it: a cast of 3.9e19 to size_t is undefined
       // (found by tests/fuzz/fuzz_tokenizer_json, UBSan float-cast-overflow).
       const double d = idv->number;
-      if (!(d >= 0 && d <= static_cast<double>(m.pieces.size())) || d != static_cast<double>(static_cast<std::int64_t>(d)))
+      if (!(d >= 0 && d <= static_cast<double>(m.pieces.size())) ||
+          d != static_cast<double>(static_cast<std::int64_t>(d)))
         fail("added_tokens['" + content + "']", "id is not an integer in [0, vocab size]");
       const auto id = static_cast<std::size_t>(d);
       if (id == m.pieces.size()) {
@@ -168,7 +169,8 @@ inline HfBpeModel parse_hf_tokenizer_json(std::string_view text, const std::stri
     }
     const auto l = index.find(left), r = index.find(right), c = index.find(left + right);
     if (l == index.end() || r == index.end() || c == index.end())
-      fail("model.merges[" + std::to_string(rank) + "]", "'" + left + "' + '" + right + "' uses a piece not in the vocabulary");
+      fail("model.merges[" + std::to_string(rank) + "]",
+           "'" + left + "' + '" + right + "' uses a piece not in the vocabulary");
     m.merges.emplace_back(l->second, r->second);
     m.merge_result.push_back(c->second);
     if (!scored[c->second]) {
@@ -190,18 +192,18 @@ inline HfBpeModel parse_hf_tokenizer_json(std::string_view text, const std::stri
     std::vector<const JsonValue*> steps;
     if (str_of(norm->find("type")) == "Sequence" && norm->find("normalizers") && norm->find("normalizers")->is_array())
       for (const JsonValue& n : norm->find("normalizers")->array) steps.push_back(&n);
-    else
-      steps.push_back(norm);
+    else steps.push_back(norm);
     for (const JsonValue* n : steps) {
       const std::string type = str_of(n->find("type"));
       const JsonValue* pat = n->find("pattern");
       if (type == "Prepend" && str_of(n->find("prepend")) == kSpace && !prepend) {
         prepend = true;
-      } else if (type == "Replace" && pat && str_of(pat->find("String")) == " " && str_of(n->find("content")) == kSpace &&
-                 !replace) {
+      } else if (type == "Replace" && pat && str_of(pat->find("String")) == " " &&
+                 str_of(n->find("content")) == kSpace && !replace) {
         replace = true;
       } else {
-        fail("normalizer", "unsupported step '" + type + "' (lav2 supports Prepend('\u2581') and Replace(' ', '\u2581'))");
+        fail("normalizer",
+             "unsupported step '" + type + "' (lav2 supports Prepend('\u2581') and Replace(' ', '\u2581'))");
       }
     }
     if (!replace) fail("normalizer", "no Replace(' ', '\u2581') step");

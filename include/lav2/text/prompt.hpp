@@ -21,18 +21,20 @@ inline PromptTemplate parse_prompt_template(std::string_view name) {
 }
 
 /// \brief The final prompt string the model sees.
-inline std::string format_prompt(PromptTemplate t, std::string_view instruction, std::optional<std::string_view> input = {}) {
+inline std::string format_prompt(PromptTemplate t, std::string_view instruction,
+                                 std::optional<std::string_view> input = {}) {
   const std::string ins(instruction);
   switch (t) {
     case PromptTemplate::alpaca:
-      return "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
-             "### Instruction:\n" + ins + "\n\n### Response:";
+      return "Below is an instruction that describes a task. Write a response that appropriately completes the "
+             "request.\n\n"
+             "### Instruction:\n" +
+             ins + "\n\n### Response:";
     case PromptTemplate::alpaca_input:
       return "Below is an instruction that describes a task, paired with an input that provides further context. "
-             "Write a response that appropriately completes the request.\n\n### Instruction:\n" + ins +
-             "\n\n### Input:\n" + std::string(input.value_or("")) + "\n\n### Response:";
-    case PromptTemplate::none:
-      return ins;
+             "Write a response that appropriately completes the request.\n\n### Instruction:\n" +
+             ins + "\n\n### Input:\n" + std::string(input.value_or("")) + "\n\n### Response:";
+    case PromptTemplate::none: return ins;
   }
   return ins;
 }

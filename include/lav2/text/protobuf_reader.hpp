@@ -77,8 +77,14 @@ class ProtoReader {
   void skip() {
     switch (wire_) {
       case kVarint: read_varint(nullptr); break;
-      case kFixed64: need(8, nullptr); pos_ += 8; break;
-      case kFixed32: need(4, nullptr); pos_ += 4; break;
+      case kFixed64:
+        need(8, nullptr);
+        pos_ += 8;
+        break;
+      case kFixed32:
+        need(4, nullptr);
+        pos_ += 4;
+        break;
       default: bytes(); break;
     }
   }

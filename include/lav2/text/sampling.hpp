@@ -53,12 +53,14 @@ class Sampler {
     float max_scaled = -INFINITY;
     for (std::int64_t i = 0; i < n; ++i) max_scaled = std::max(max_scaled, logits[i] / temperature_);
     float sum = 0.0f;
-    for (std::int64_t i = 0; i < n; ++i) sum += probs_[std::size_t(i)] = std::exp(logits[i] / temperature_ - max_scaled);
+    for (std::int64_t i = 0; i < n; ++i)
+      sum += probs_[std::size_t(i)] = std::exp(logits[i] / temperature_ - max_scaled);
     for (float& p : probs_) p /= sum;
     // Sort descending and keep the prefix whose cumulative sum before each entry is <= top_p.
     order_.resize(std::size_t(n));
     std::iota(order_.begin(), order_.end(), 0);
-    std::stable_sort(order_.begin(), order_.end(), [&](int a, int b) { return probs_[std::size_t(a)] > probs_[std::size_t(b)]; });
+    std::stable_sort(order_.begin(), order_.end(),
+                     [&](int a, int b) { return probs_[std::size_t(a)] > probs_[std::size_t(b)]; });
     double cumsum = 0.0, kept = 0.0;
     std::size_t n_kept = 0;
     for (; n_kept < order_.size(); ++n_kept) {

@@ -88,7 +88,10 @@ inline Piece parse_piece(std::string_view data, const std::string& file, std::si
         has_piece = true;
         break;
       }
-      case 2: r.name("score"); p.score = r.fixed32_float(); break;
+      case 2:
+        r.name("score");
+        p.score = r.fixed32_float();
+        break;
       case 3: {
         r.name("type");
         const std::uint64_t t = r.varint();
@@ -108,14 +111,38 @@ inline TrainerSpec parse_trainer_spec(std::string_view data, const std::string& 
   TrainerSpec t;
   while (r.next()) {
     switch (r.field()) {
-      case 3: r.name("model_type"); t.model_type = r.int32(); break;
-      case 4: r.name("vocab_size"); t.vocab_size = r.int32(); break;
-      case 24: r.name("treat_whitespace_as_suffix"); t.treat_whitespace_as_suffix = r.boolean(); break;
-      case 35: r.name("byte_fallback"); t.byte_fallback = r.boolean(); break;
-      case 40: r.name("unk_id"); t.unk_id = r.int32(); break;
-      case 41: r.name("bos_id"); t.bos_id = r.int32(); break;
-      case 42: r.name("eos_id"); t.eos_id = r.int32(); break;
-      case 43: r.name("pad_id"); t.pad_id = r.int32(); break;
+      case 3:
+        r.name("model_type");
+        t.model_type = r.int32();
+        break;
+      case 4:
+        r.name("vocab_size");
+        t.vocab_size = r.int32();
+        break;
+      case 24:
+        r.name("treat_whitespace_as_suffix");
+        t.treat_whitespace_as_suffix = r.boolean();
+        break;
+      case 35:
+        r.name("byte_fallback");
+        t.byte_fallback = r.boolean();
+        break;
+      case 40:
+        r.name("unk_id");
+        t.unk_id = r.int32();
+        break;
+      case 41:
+        r.name("bos_id");
+        t.bos_id = r.int32();
+        break;
+      case 42:
+        r.name("eos_id");
+        t.eos_id = r.int32();
+        break;
+      case 43:
+        r.name("pad_id");
+        t.pad_id = r.int32();
+        break;
       case 44: {
         r.name("unk_surface");
         const std::string_view s = r.bytes();
@@ -123,10 +150,22 @@ inline TrainerSpec parse_trainer_spec(std::string_view data, const std::string& 
         t.unk_surface.assign(s);
         break;
       }
-      case 45: r.name("unk_piece"); t.unk_piece.assign(r.bytes()); break;
-      case 46: r.name("bos_piece"); t.bos_piece.assign(r.bytes()); break;
-      case 47: r.name("eos_piece"); t.eos_piece.assign(r.bytes()); break;
-      case 48: r.name("pad_piece"); t.pad_piece.assign(r.bytes()); break;
+      case 45:
+        r.name("unk_piece");
+        t.unk_piece.assign(r.bytes());
+        break;
+      case 46:
+        r.name("bos_piece");
+        t.bos_piece.assign(r.bytes());
+        break;
+      case 47:
+        r.name("eos_piece");
+        t.eos_piece.assign(r.bytes());
+        break;
+      case 48:
+        r.name("pad_piece");
+        t.pad_piece.assign(r.bytes());
+        break;
       default: r.skip(); break;
     }
   }
@@ -143,11 +182,26 @@ inline NormalizerSpec parse_normalizer_spec(std::string_view data, const std::st
   NormalizerSpec n;
   while (r.next()) {
     switch (r.field()) {
-      case 1: r.name("name"); n.name.assign(r.bytes()); break;
-      case 2: r.name("precompiled_charsmap"); n.precompiled_charsmap.assign(r.bytes()); break;
-      case 3: r.name("add_dummy_prefix"); n.add_dummy_prefix = r.boolean(); break;
-      case 4: r.name("remove_extra_whitespaces"); n.remove_extra_whitespaces = r.boolean(); break;
-      case 5: r.name("escape_whitespaces"); n.escape_whitespaces = r.boolean(); break;
+      case 1:
+        r.name("name");
+        n.name.assign(r.bytes());
+        break;
+      case 2:
+        r.name("precompiled_charsmap");
+        n.precompiled_charsmap.assign(r.bytes());
+        break;
+      case 3:
+        r.name("add_dummy_prefix");
+        n.add_dummy_prefix = r.boolean();
+        break;
+      case 4:
+        r.name("remove_extra_whitespaces");
+        n.remove_extra_whitespaces = r.boolean();
+        break;
+      case 5:
+        r.name("escape_whitespaces");
+        n.escape_whitespaces = r.boolean();
+        break;
       default: r.skip(); break;
     }
   }
@@ -169,7 +223,10 @@ inline SentencePieceModel parse_sentencepiece_model(std::string_view data, const
         m.pieces.push_back(detail::parse_piece(r.bytes(), file, m.pieces.size()));
         break;
       }
-      case 2: r.name("trainer_spec"); m.trainer = detail::parse_trainer_spec(r.bytes(), file); break;
+      case 2:
+        r.name("trainer_spec");
+        m.trainer = detail::parse_trainer_spec(r.bytes(), file);
+        break;
       case 3:
         r.name("normalizer_spec");
         m.normalizer = detail::parse_normalizer_spec(r.bytes(), file, "ModelProto.normalizer_spec");

@@ -73,8 +73,8 @@ class Tokenizer {
   static Tokenizer from_bytes(std::string_view data, const std::string& name) {
     std::size_t i = 0;
     while (i < data.size() && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t')) ++i;
-    const bool json = (i < data.size() && data[i] == '{') ||
-                      (name.size() >= 5 && name.compare(name.size() - 5, 5, ".json") == 0);
+    const bool json =
+        (i < data.size() && data[i] == '{') || (name.size() >= 5 && name.compare(name.size() - 5, 5, ".json") == 0);
     return json ? from_hf_json(data, name) : from_model_proto(data, name);
   }
 
@@ -148,7 +148,7 @@ class Tokenizer {
     bool is_bos_ws = true;     // a leading "▁" may still be the dummy prefix
     bool bos_ws_seen = false;  // the previous piece consumed it
     bool text_nonempty = false;
-    std::string bytes;         // pending byte-piece run
+    std::string bytes;  // pending byte-piece run
   };
 
   /// \brief Streaming decode, O(1) per id: appends the text of `id` to `out`, continuing `st`.
@@ -267,7 +267,6 @@ class Tokenizer {
     int rank, result;
   };
 
-
   static const char* model_type_name(int t) {
     switch (t) {
       case 1: return "UNIGRAM";
@@ -314,7 +313,8 @@ class Tokenizer {
         if (b < 0) fail(i, "a BYTE piece that is not <0xXX>");
         byte_ids_[static_cast<std::size_t>(b)] = static_cast<int>(i);
       }
-      if (p.type == PieceType::kUserDefined) user_defined_[static_cast<unsigned char>(p.piece[0])].push_back(static_cast<int>(i));
+      if (p.type == PieceType::kUserDefined)
+        user_defined_[static_cast<unsigned char>(p.piece[0])].push_back(static_cast<int>(i));
     }
     normal_.build(pieces_, normal);
     reserved_.build(pieces_, reserved);
@@ -386,7 +386,9 @@ class Tokenizer {
       std::uint32_t size;
     };
     // Highest score first; equal scores: the leftmost first.
-    auto worse = [](const Pair& a, const Pair& b) { return a.score < b.score || (a.score == b.score && a.left > b.left); };
+    auto worse = [](const Pair& a, const Pair& b) {
+      return a.score < b.score || (a.score == b.score && a.left > b.left);
+    };
     std::priority_queue<Pair, std::vector<Pair>, decltype(worse)> agenda(worse);
     std::map<std::string_view, std::pair<std::string_view, std::string_view>> rev_merge;  // UNUSED pieces only
     auto view = [&](int i) { return std::string_view(norm.data() + sym[i].begin, sym[i].len); };
@@ -554,7 +556,7 @@ class Tokenizer {
 
   Format format_ = Format::kSentencePiece;
   std::vector<Piece> pieces_;
-  PieceIndex normal_, reserved_;  // NORMAL/USER_DEFINED/UNUSED; CONTROL/UNKNOWN/BYTE
+  PieceIndex normal_, reserved_;                    // NORMAL/USER_DEFINED/UNUSED; CONTROL/UNKNOWN/BYTE
   std::array<std::vector<int>, 256> user_defined_;  // by first byte, longest first
   std::array<int, 256> byte_ids_{};
   std::unordered_map<std::uint64_t, MergeRule> merge_rank_;  // tokenizer.json only

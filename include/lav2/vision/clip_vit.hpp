@@ -59,11 +59,13 @@ class ClipVisionModel {
     bool found = false;
     for (const char* wrapper : {"", "state_dict.", "model."})  // torch.save dicts flatten with '.'
       for (const char* p : {"visual.", "clip.visual.", ""})
-        if (!found && t.count(std::string(wrapper) + p + "conv1.weight")) prefix = std::string(wrapper) + p, found = true;
+        if (!found && t.count(std::string(wrapper) + p + "conv1.weight"))
+          prefix = std::string(wrapper) + p, found = true;
     if (!found)
-      LAV2_THROW(load_error, "checkpoint '", file, "': no CLIP vision tower (no 'visual.conv1.weight', "
-                 "'clip.visual.conv1.weight' or 'conv1.weight', also under 'state_dict.' or 'model.', among ", t.size(),
-                 " tensors)");
+      LAV2_THROW(load_error, "checkpoint '", file,
+                 "': no CLIP vision tower (no 'visual.conv1.weight', "
+                 "'clip.visual.conv1.weight' or 'conv1.weight', also under 'state_dict.' or 'model.', among ",
+                 t.size(), " tensors)");
     m.prefix_ = prefix;
     m.cfg_ = infer_config(t, prefix, file);
     auto w = std::make_shared<ClipVisionWeights>();
@@ -77,7 +79,8 @@ class ClipVisionModel {
   /// \brief Reads the dims from the tensors under `prefix` and checks them against each other.
   static ClipVisionConfig infer_config(const io::TensorMap& t, const std::string& prefix, const std::string& file) {
     auto err = [&](const std::string& name, const Shape& s, const std::string& expected) {
-      LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", name, "' has shape ", s.to_string(), ", expected ", expected);
+      LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", name, "' has shape ", s.to_string(), ", expected ",
+                 expected);
     };
     ClipVisionConfig c;
     const std::string conv = prefix + "conv1.weight";
@@ -95,9 +98,11 @@ class ClipVisionModel {
     c.grid = int(std::lround(std::sqrt(double(std::max<std::int64_t>(n_patches, 0)))));
     if (n_patches <= 0 || std::int64_t(c.grid) * c.grid != n_patches || ps[1] != c.width)
       err(pos, ps, "(1 + grid^2, " + std::to_string(c.width) + ")");
-    while (t.count(prefix + "transformer.resblocks." + std::to_string(c.n_layers) + ".attn.in_proj_weight")) ++c.n_layers;
+    while (t.count(prefix + "transformer.resblocks." + std::to_string(c.n_layers) + ".attn.in_proj_weight"))
+      ++c.n_layers;
     if (c.n_layers == 0)
-      LAV2_THROW(load_error, "checkpoint '", file, "': no resblocks ('", prefix, "transformer.resblocks.0.attn.in_proj_weight' is missing)");
+      LAV2_THROW(load_error, "checkpoint '", file, "': no resblocks ('", prefix,
+                 "transformer.resblocks.0.attn.in_proj_weight' is missing)");
     const std::string fc = prefix + "transformer.resblocks.0.mlp.c_fc.weight";
     c.hidden_dim = int(detail::shape_of(t, fc, file, 2)[0]);
     const std::string proj = prefix + "proj";
@@ -119,7 +124,8 @@ class ClipVisionModel {
   Tensor<float> encode(ThreadPool& pool, const Tensor<float>& image_chw) const {
     const Shape& s = image_chw.shape();
     const int S = cfg_.image_size();
-    if (!(s.rank == 3 && s[0] == 3 && s[1] == S && s[2] == S) && !(s.rank == 4 && s[0] == 1 && s[1] == 3 && s[2] == S && s[3] == S))
+    if (!(s.rank == 3 && s[0] == 3 && s[1] == S && s[2] == S) &&
+        !(s.rank == 4 && s[0] == 1 && s[1] == 3 && s[2] == S && s[3] == S))
       LAV2_THROW(input_error, "CLIP encode: image has shape ", s.to_string(), ", expected (3, ", S, ", ", S, ")");
     return forward_(pool, *w_, image_chw.data());
   }

@@ -61,9 +61,10 @@ struct ClipVisionWeights {
 };
 
 /// \brief CLIP's ResidualAttentionBlock: ln_1, attn (nn.MultiheadAttention), ln_2, mlp (c_fc, c_proj).
-inline constexpr VitBlockNames kClipBlockNames{"ln_1.weight", "ln_1.bias", "attn.in_proj_weight", "attn.in_proj_bias",
-                                               "attn.out_proj.weight", "attn.out_proj.bias", "ln_2.weight", "ln_2.bias",
-                                               "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"};
+inline constexpr VitBlockNames kClipBlockNames{
+    "ln_1.weight",          "ln_1.bias",          "attn.in_proj_weight", "attn.in_proj_bias",
+    "attn.out_proj.weight", "attn.out_proj.bias", "ln_2.weight",         "ln_2.bias",
+    "mlp.c_fc.weight",      "mlp.c_fc.bias",      "mlp.c_proj.weight",   "mlp.c_proj.bias"};
 
 /// \brief Calls fn(spec, slot) for every tensor of the tower, slot a MatPtr& (a matrix in its
 /// stored dtype) or a TensorView<const float>& (converted to f32). Names are relative to the
@@ -86,6 +87,8 @@ void for_each_tensor(ClipVisionWeights& w, const ClipVisionConfig& c, Fn&& fn) {
 }
 
 /// \brief The tower's table, in order.
-inline std::vector<io::TensorSpec> clip_tensor_table(const ClipVisionConfig& c) { return io::table_rows<ClipVisionWeights>(c); }
+inline std::vector<io::TensorSpec> clip_tensor_table(const ClipVisionConfig& c) {
+  return io::table_rows<ClipVisionWeights>(c);
+}
 
 }  // namespace lav2::vision

@@ -77,11 +77,11 @@ enum class ImageFormat { unknown, png, jpeg };
 struct ImageHeader {
   ImageFormat format = ImageFormat::unknown;
   std::uint64_t width = 0, height = 0;
-  int exif_orientation = 1;  // 1..8; 1 when absent or malformed
-  bool jpeg_complete = false;  // the JPEG reaches EOI
-  std::size_t jpeg_bad_dht = 0;  // offset of a DHT segment stb_image would overflow on (0: none)
+  int exif_orientation = 1;       // 1..8; 1 when absent or malformed
+  bool jpeg_complete = false;     // the JPEG reaches EOI
+  std::size_t jpeg_bad_dht = 0;   // offset of a DHT segment stb_image would overflow on (0: none)
   std::size_t jpeg_bad_scan = 0;  // offset of an SOS using a Huffman table no DHT defined (0: none)
-  bool png_complete = false;     // the chunks, each inside the file, reach IEND
+  bool png_complete = false;      // the chunks, each inside the file, reach IEND
   std::size_t png_bad_chunk = 0;  // offset of a chunk whose length runs past the file end (0: none)
 };
 
@@ -240,7 +240,8 @@ inline void check_png_inflate(const std::uint8_t* p, std::size_t n, const ImageH
   const std::uint64_t bpl = (h.width * depth + 7) / 8;
   const std::uint64_t limit = 2 * (bpl * h.height * std::uint64_t(channels[color]) + h.height) + 1024;
   if (limit > std::uint64_t(INT32_MAX))
-    LAV2_THROW(limit_error, "image '", name, "': PNG image data of ", limit / 2, " bytes exceed the decoder's 2 GiB limit");
+    LAV2_THROW(limit_error, "image '", name, "': PNG image data of ", limit / 2,
+               " bytes exceed the decoder's 2 GiB limit");
   std::string idat;
   for (std::size_t pos = 8; n - pos >= 12;) {
     const std::size_t len = read_be32(p + pos);  // walk_png checked it lies inside the file
@@ -252,8 +253,8 @@ inline void check_png_inflate(const std::uint8_t* p, std::size_t n, const ImageH
   if (stbi_zlib_decode_buffer(out.get(), int(limit), idat.data(), int(idat.size())) < 0) {
     const char* why = stbi_failure_reason();
     if (why && std::strcmp(why, "output buffer limit") == 0)
-      LAV2_THROW(load_error, "image '", name, "': PNG image data inflates past ", limit,
-                 " bytes, twice what its ", h.width, " x ", h.height, " header allows (a deflate bomb)");
+      LAV2_THROW(load_error, "image '", name, "': PNG image data inflates past ", limit, " bytes, twice what its ",
+                 h.width, " x ", h.height, " header allows (a deflate bomb)");
     LAV2_THROW(load_error, "image '", name, "': cannot decode the PNG data (", why ? why : "bad zlib stream", ")");
   }
 }
@@ -306,13 +307,34 @@ inline Image apply_exif_orientation(const Image& src, int orientation) {
     for (int x = 0; x < out.width; ++x) {
       int sx = x, sy = y;
       switch (orientation) {
-        case 2: sx = w - 1 - x; sy = y; break;
-        case 3: sx = w - 1 - x; sy = h - 1 - y; break;
-        case 4: sx = x; sy = h - 1 - y; break;
-        case 5: sx = y; sy = x; break;
-        case 6: sx = y; sy = h - 1 - x; break;
-        case 7: sx = w - 1 - y; sy = h - 1 - x; break;
-        case 8: sx = w - 1 - y; sy = x; break;
+        case 2:
+          sx = w - 1 - x;
+          sy = y;
+          break;
+        case 3:
+          sx = w - 1 - x;
+          sy = h - 1 - y;
+          break;
+        case 4:
+          sx = x;
+          sy = h - 1 - y;
+          break;
+        case 5:
+          sx = y;
+          sy = x;
+          break;
+        case 6:
+          sx = y;
+          sy = h - 1 - x;
+          break;
+        case 7:
+          sx = w - 1 - y;
+          sy = h - 1 - x;
+          break;
+        case 8:
+          sx = w - 1 - y;
+          sy = x;
+          break;
         default: break;
       }
       std::memcpy(out.row(y) + std::size_t(x) * 3u, src.row(sy) + std::size_t(sx) * 3u, 3);

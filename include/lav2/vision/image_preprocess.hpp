@@ -279,8 +279,9 @@ struct ClipPreprocess {
 inline Tensor<float> preprocess_clip(const Image& img, const ClipPreprocess& opt = {}) {
   const std::array<int, 2> wh = clip_resize_size(img.width, img.height, opt.size);
   if (std::uint64_t(wh[0]) * std::uint64_t(wh[1]) > opt.max_resized_pixels)
-    LAV2_THROW(limit_error, "preprocess_clip: a ", img.width, " x ", img.height, " image resizes to ", wh[0], " x ", wh[1],
-               " pixels before the crop, over the limit of ", opt.max_resized_pixels, " (aspect ratio too extreme)");
+    LAV2_THROW(limit_error, "preprocess_clip: a ", img.width, " x ", img.height, " image resizes to ", wh[0], " x ",
+               wh[1], " pixels before the crop, over the limit of ", opt.max_resized_pixels,
+               " (aspect ratio too extreme)");
   const Image resized = resize_bicubic_pillow(img, wh[0], wh[1]);
   return normalize_to_tensor(center_crop(resized, opt.size, opt.size), opt.norm);
 }

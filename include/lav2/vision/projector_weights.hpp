@@ -71,9 +71,9 @@ struct VisualProjectorWeights {
 };
 
 /// \brief timm 0.3.2's Block: norm1, attn (qkv, proj), norm2, mlp (fc1, fc2).
-inline constexpr VitBlockNames kTimmBlockNames{"norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias",
-                                               "attn.proj.weight", "attn.proj.bias", "norm2.weight", "norm2.bias",
-                                               "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias"};
+inline constexpr VitBlockNames kTimmBlockNames{"norm1.weight",     "norm1.bias",     "attn.qkv.weight", "attn.qkv.bias",
+                                               "attn.proj.weight", "attn.proj.bias", "norm2.weight",    "norm2.bias",
+                                               "mlp.fc1.weight",   "mlp.fc1.bias",   "mlp.fc2.weight",  "mlp.fc2.bias"};
 
 /// \brief Calls fn(spec, slot) for every projector tensor, slot a MatPtr& (a matrix in its
 /// stored dtype) or a TensorView<const float>& (converted to f32).

@@ -93,7 +93,8 @@ inline ClipVisionModel random_clip_vision(const ClipVisionConfig& c, DType matri
 }
 
 /// \brief A projector of config `c` (f32, as in the adapter checkpoints).
-inline VisualProjector random_visual_projector(const VisualProjectorConfig& c, ThreadPool& pool, std::uint64_t seed = 2) {
+inline VisualProjector random_visual_projector(const VisualProjectorConfig& c, ThreadPool& pool,
+                                               std::uint64_t seed = 2) {
   auto r = std::make_shared<RandomTensors>();
   r->seed = seed;
   VisualProjectorWeights layout;

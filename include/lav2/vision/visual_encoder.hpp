@@ -37,8 +37,9 @@ class VisualEncoder {
       : clip_(std::move(clip)), projector_(std::move(projector)) {
     if (!clip_) LAV2_THROW(input_error, "VisualEncoder: no CLIP tower");
     if (clip_->config().out_dim != projector_.config().clip_dim)
-      LAV2_THROW(load_error, "visual projector: clip_proj.weight takes CLIP features of width ", projector_.config().clip_dim,
-                 ", but the CLIP tower gives ", clip_->config().out_dim, " (its 'proj' columns)");
+      LAV2_THROW(load_error, "visual projector: clip_proj.weight takes CLIP features of width ",
+                 projector_.config().clip_dim, ", but the CLIP tower gives ", clip_->config().out_dim,
+                 " (its 'proj' columns)");
   }
 
   /// \brief The projector from an adapter checkpoint's 'model' tensors (model::AdapterFile's
@@ -70,7 +71,9 @@ class VisualEncoder {
     return projector_.encode(pool, clip_features);
   }
   /// \brief A normalised image (3, S, S) -> visual query (Q, dim).
-  Tensor<float> encode(ThreadPool& pool, const Tensor<float>& image) const { return project(pool, clip_->encode(pool, image)); }
+  Tensor<float> encode(ThreadPool& pool, const Tensor<float>& image) const {
+    return project(pool, clip_->encode(pool, image));
+  }
   /// \brief The visual query of the all-zero image (the text-only path).
   Tensor<float> encode_zero_image(ThreadPool& pool) const { return encode(pool, zero_image()); }
   /// \brief The visual query of an image file.

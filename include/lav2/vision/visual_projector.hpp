@@ -66,8 +66,8 @@ class VisualProjector {
     c.hidden_dim = c.n_blocks ? int(detail::shape_of(t, "visual_blocks.0.mlp.fc1.weight", file, 2)[0]) : 0;
     c.dim = int(detail::shape_of(t, "visual_proj.weight", file, 2)[0]);
     if (c.width <= 0 || c.clip_dim <= 0 || c.n_queries <= 0 || c.dim <= 0)
-      LAV2_THROW(load_error, "checkpoint '", file, "': visual projector dims must be > 0 (width ", c.width, ", clip_dim ",
-                 c.clip_dim, ", queries ", c.n_queries, ", dim ", c.dim, ")");
+      LAV2_THROW(load_error, "checkpoint '", file, "': visual projector dims must be > 0 (width ", c.width,
+                 ", clip_dim ", c.clip_dim, ", queries ", c.n_queries, ", dim ", c.dim, ")");
     return c;
   }
 
@@ -76,9 +76,11 @@ class VisualProjector {
   /// \brief clip_features [n_tokens, clip_dim] (or [1, n_tokens, clip_dim]) -> [Q, dim].
   Tensor<float> encode(ThreadPool& pool, const Tensor<float>& clip_features) const {
     const Shape& s = clip_features.shape();
-    const bool ok = (s.rank == 2 && s[1] == cfg_.clip_dim && s[0] > 0) || (s.rank == 3 && s[0] == 1 && s[2] == cfg_.clip_dim && s[1] > 0);
+    const bool ok = (s.rank == 2 && s[1] == cfg_.clip_dim && s[0] > 0) ||
+                    (s.rank == 3 && s[0] == 1 && s[2] == cfg_.clip_dim && s[1] > 0);
     if (!ok)
-      LAV2_THROW(input_error, "visual projector: features have shape ", s.to_string(), ", expected (n_tokens, ", cfg_.clip_dim, ")");
+      LAV2_THROW(input_error, "visual projector: features have shape ", s.to_string(), ", expected (n_tokens, ",
+                 cfg_.clip_dim, ")");
     const std::int64_t T = s[s.rank - 2];
     const VisualProjectorWeights& w = *w_;
     const std::int64_t Q = cfg_.n_queries, N = Q + T, C = cfg_.width, H = cfg_.hidden_dim, D = cfg_.dim;
@@ -87,7 +89,8 @@ class VisualProjector {
     Tensor<float> x(Shape{N, C});
     std::memcpy(x.data(), w.visual_query.data(), std::size_t(Q * C) * sizeof(float));
     detail::linear(pool, x.data() + Q * C, clip_features.data(), w.clip_proj_weight, w.clip_proj_bias, T);
-    detail::layernorm_rows(pool, x.data() + Q * C, x.data() + Q * C, w.clip_proj_norm_weight.data(), w.clip_proj_norm_bias.data(), T, C, kEps);
+    detail::layernorm_rows(pool, x.data() + Q * C, x.data() + Q * C, w.clip_proj_norm_weight.data(),
+                           w.clip_proj_norm_bias.data(), T, C, kEps);
 
     detail::VitScratch scratch(N, C, H);
     for (std::size_t bi = 0; bi < w.blocks.size(); ++bi) {
@@ -98,7 +101,8 @@ class VisualProjector {
     // vq = visual_proj_norm(visual_proj(x[:Q]))
     Tensor<float> vq(Shape{Q, D});
     detail::linear(pool, vq.data(), x.data(), w.visual_proj_weight, w.visual_proj_bias, Q);
-    detail::layernorm_rows(pool, vq.data(), vq.data(), w.visual_proj_norm_weight.data(), w.visual_proj_norm_bias.data(), Q, D, kEps);
+    detail::layernorm_rows(pool, vq.data(), vq.data(), w.visual_proj_norm_weight.data(), w.visual_proj_norm_bias.data(),
+                           Q, D, kEps);
     return vq;
   }
 

@@ -18,8 +18,8 @@ namespace lav2::kernels::ref {
 /// through `ep` (bias, residual; epilogue.hpp). Work is split over the N output features, so
 /// every output is computed by one thread: the result is the same for any pool size.
 template <class W>
-void matmul(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M, std::int64_t N,
-            std::int64_t K, Epilogue ep = {}) {
+void matmul(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M, std::int64_t N, std::int64_t K,
+            Epilogue ep = {}) {
   pool.parallel_for(
       N,
       [&](std::int64_t n_begin, std::int64_t n_end) {

@@ -52,8 +52,7 @@ inline void rmsnorm(float* out, const float* x, const float* weight, std::int64_
 
 /// \brief LayerNorm (the CLIP ViT's): out = (x - mean) / sqrt(var + eps) * weight + bias, with the
 /// biased variance (divide by n). `weight`/`bias` may be null (1 / 0). `out` may equal `x`.
-inline void layernorm(float* out, const float* x, const float* weight, const float* bias, std::int64_t n,
-                      float eps) {
+inline void layernorm(float* out, const float* x, const float* weight, const float* bias, std::int64_t n, float eps) {
   double sum = 0.0;
   for (std::int64_t i = 0; i < n; ++i) sum += x[i];
   const double mean = sum / double(n);
@@ -137,9 +136,9 @@ inline void attention_head(float* out, const float* q, const KV* k, const KV* v,
 /// query over the adaptation prompts, softmaxed on its own and added with a per-head factor:
 ///   s_j = scale * q . ka_j  (j < n_prompts),  p = softmax(s),  out += gate * sum_j p_j va_j.
 /// `gate` is the finished factor (tanh(g) * new_gate for V2, g for V1). Shapes as attention_head.
-inline void adapter_attention_head(float* out, const float* q, const float* ka, const float* va,
-                                   std::int64_t n_prompts, std::int64_t head_dim, std::int64_t kv_stride,
-                                   float scale, float gate, float* scratch) {
+inline void adapter_attention_head(float* out, const float* q, const float* ka, const float* va, std::int64_t n_prompts,
+                                   std::int64_t head_dim, std::int64_t kv_stride, float scale, float gate,
+                                   float* scratch) {
   for (std::int64_t j = 0; j < n_prompts; ++j) scratch[j] = dot(q, ka + j * kv_stride, head_dim) * scale;
   softmax(scratch, n_prompts);
   for (std::int64_t j = 0; j < n_prompts; ++j) axpy(out, gate * scratch[j], va + j * kv_stride, head_dim);

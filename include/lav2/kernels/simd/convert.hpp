@@ -167,7 +167,8 @@ void convert_f16_to_f32_fn::operator()(Arch, float* out, const f16_t* in, std::i
 template <class Arch>
 void convert_f32_to_f16_fn::operator()(Arch, f16_t* out, const float* in, std::int64_t n) const {
   detail::convert_loop<Arch>(
-      out, in, n, [](f16_t* o, const float* p) { detail::store_as_f16<Arch>(o, detail::fbatch<Arch>::load_unaligned(p)); },
+      out, in, n,
+      [](f16_t* o, const float* p) { detail::store_as_f16<Arch>(o, detail::fbatch<Arch>::load_unaligned(p)); },
       [](float f) { return f16_t{f32_to_f16(f)}; });
 }
 template <class Arch>

@@ -170,35 +170,38 @@ inline void transpose_16x16(__m512 r[16]) {
 template <class Arch>
 inline void pack_x_transposed(ThreadPool& pool, float* xt, const float* x, std::int64_t M, std::int64_t K) {
   constexpr std::int64_t kMc = GemmShape<Arch>::kMc;
-  constexpr std::int64_t kB = 16;                       // inputs per block
-  constexpr std::int64_t kJb = kMc < kB ? kMc : kB;     // rows per block (kMc is 8 on SSE)
+  constexpr std::int64_t kB = 16;                    // inputs per block
+  constexpr std::int64_t kJb = kMc < kB ? kMc : kB;  // rows per block (kMc is 8 on SSE)
   const std::int64_t panels = (M + kMc - 1) / kMc;
-  pool.parallel_for_dynamic(panels, [&](std::int64_t p0, std::int64_t p1) {
-    for (std::int64_t p = p0; p < p1; ++p) {
-      float* panel = xt + p * K * kMc;
-      for (std::int64_t j0 = 0; j0 < kMc; j0 += kJb) {
-        const std::int64_t row0 = p * kMc + j0, rows = std::clamp<std::int64_t>(M - row0, 0, kJb);
-        std::int64_t k0 = 0;
+  pool.parallel_for_dynamic(
+      panels,
+      [&](std::int64_t p0, std::int64_t p1) {
+        for (std::int64_t p = p0; p < p1; ++p) {
+          float* panel = xt + p * K * kMc;
+          for (std::int64_t j0 = 0; j0 < kMc; j0 += kJb) {
+            const std::int64_t row0 = p * kMc + j0, rows = std::clamp<std::int64_t>(M - row0, 0, kJb);
+            std::int64_t k0 = 0;
 #if defined(__AVX512F__)
-        if constexpr (kJb == 16) {
-          for (; k0 + kB <= K; k0 += kB) {
-            __m512 r[16];
-            for (std::int64_t j = 0; j < 16; ++j)
-              r[j] = j < rows ? _mm512_loadu_ps(x + (row0 + j) * K + k0) : _mm512_setzero_ps();
-            transpose_16x16(r);
-            for (std::int64_t i = 0; i < 16; ++i) _mm512_store_ps(panel + (k0 + i) * kMc + j0, r[i]);
+            if constexpr (kJb == 16) {
+              for (; k0 + kB <= K; k0 += kB) {
+                __m512 r[16];
+                for (std::int64_t j = 0; j < 16; ++j)
+                  r[j] = j < rows ? _mm512_loadu_ps(x + (row0 + j) * K + k0) : _mm512_setzero_ps();
+                transpose_16x16(r);
+                for (std::int64_t i = 0; i < 16; ++i) _mm512_store_ps(panel + (k0 + i) * kMc + j0, r[i]);
+              }
+            }
+#endif
+            for (; k0 < K; k0 += kB) {
+              const std::int64_t kb = std::min(kB, K - k0);
+              float* dst = panel + k0 * kMc + j0;
+              for (std::int64_t j = 0; j < kJb; ++j)
+                for (std::int64_t i = 0; i < kb; ++i) dst[i * kMc + j] = j < rows ? x[(row0 + j) * K + k0 + i] : 0.0f;
+            }
           }
         }
-#endif
-        for (; k0 < K; k0 += kB) {
-          const std::int64_t kb = std::min(kB, K - k0);
-          float* dst = panel + k0 * kMc + j0;
-          for (std::int64_t j = 0; j < kJb; ++j)
-            for (std::int64_t i = 0; i < kb; ++i) dst[i * kMc + j] = j < rows ? x[(row0 + j) * K + k0 + i] : 0.0f;
-        }
-      }
-    }
-  }, 1);
+      },
+      1);
 }
 
 /// acc[r][j] (kNr weight rows x kMbUsed batches of activation rows, row stride kMc) =
@@ -280,7 +283,8 @@ inline void store_tile(float* out, std::int64_t N, const float* tile, std::int64
     const __m512 bias = ep.bias ? _mm512_maskz_loadu_ps(mask, ep.bias + n0) : _mm512_setzero_ps();
     for (std::int64_t h = 0; h * 16 < m_rows; ++h) {
       __m512 r[16];
-      for (std::int64_t i = 0; i < 16; ++i) r[i] = i < S::kNr ? _mm512_load_ps(tile + i * kMc + h * 16) : _mm512_setzero_ps();
+      for (std::int64_t i = 0; i < 16; ++i)
+        r[i] = i < S::kNr ? _mm512_load_ps(tile + i * kMc + h * 16) : _mm512_setzero_ps();
       transpose_16x16(r);
       for (std::int64_t i = 0; i < 16 && h * 16 + i < m_rows; ++i) {
         float* dst = out + (m0 + h * 16 + i) * N + n0;
@@ -302,8 +306,8 @@ inline void store_tile(float* out, std::int64_t N, const float* tile, std::int64
 /// Widens (or copies) rows [n_lo, n_lo + rows) x inputs [pc, pc + kc) of w into wide[row][kKc];
 /// rows past N repeat row N-1: computed, never written.
 template <class Arch, class W>
-inline void widen_block(float* wide, const W* w, std::int64_t N, std::int64_t K, std::int64_t n_lo,
-                        std::int64_t rows, std::int64_t pc, std::int64_t kc) {
+inline void widen_block(float* wide, const W* w, std::int64_t N, std::int64_t K, std::int64_t n_lo, std::int64_t rows,
+                        std::int64_t pc, std::int64_t kc) {
   constexpr std::int64_t kLanes = GemmShape<Arch>::kLanes, kKc = GemmShape<Arch>::kKc;
   for (std::int64_t row = 0; row < rows; ++row) {
     const W* src = w + std::min(n_lo + row, N - 1) * K + pc;
@@ -334,8 +338,8 @@ inline LinePrefetcher block_prefetcher(const W* w, std::int64_t K, std::int64_t 
 /// through `ep`) when the chunk is done. Which thread computes a chunk, and how blocks are
 /// grouped into chunks, vary; what is computed for each output does not.
 template <class Arch, class W>
-void gemm(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M, std::int64_t N,
-          std::int64_t K, const Epilogue& ep) {
+void gemm(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M, std::int64_t N, std::int64_t K,
+          const Epilogue& ep) {
   using S = GemmShape<Arch>;
   constexpr std::int64_t kNr = S::kNr, kKc = S::kKc, kMc = S::kMc, kLanes = S::kLanes;
   const std::int64_t m_panels = (M + kMc - 1) / kMc, n_blocks = (N + kNr - 1) / kNr;

@@ -81,8 +81,8 @@ inline void matvec_rows(float* out, const float* x, const W* w, std::int64_t K, 
       const W* row = w + r * K + k;
       for (std::int64_t b = 0; b < kBatches; b += 2) {
         acc0[r] = xsimd::fma(load_as_f32<Arch>(row + b * kLanes), B::load_unaligned(x + k + b * kLanes), acc0[r]);
-        acc1[r] = xsimd::fma(load_as_f32<Arch>(row + (b + 1) * kLanes), B::load_unaligned(x + k + (b + 1) * kLanes),
-                             acc1[r]);
+        acc1[r] =
+            xsimd::fma(load_as_f32<Arch>(row + (b + 1) * kLanes), B::load_unaligned(x + k + (b + 1) * kLanes), acc1[r]);
       }
     }
   }

@@ -53,9 +53,8 @@ inline void map_inplace(float* x, std::int64_t n, F&& f) {
 /// Full-batch part of the f32 sum of x (n); the caller adds the tail from n - n % lanes.
 template <class Arch>
 inline float sum_full_batches(const float* x, std::int64_t n) {
-  return reduce_sum<Arch>(n, [x](const fbatch<Arch>& acc, std::int64_t i) {
-    return acc + fbatch<Arch>::load_unaligned(x + i);
-  });
+  return reduce_sum<Arch>(
+      n, [x](const fbatch<Arch>& acc, std::int64_t i) { return acc + fbatch<Arch>::load_unaligned(x + i); });
 }
 
 template <class Arch>
@@ -75,7 +74,8 @@ struct dot_fn {
     float sum = detail::reduce_sum<Arch>(n, [a, b](const B& acc, std::int64_t i) {
       return xsimd::fma(B::load_unaligned(a + i), detail::load_as_f32<Arch>(b + i), acc);
     });
-    for (std::int64_t i = detail::tail_start<Arch>(n); i < n; ++i) sum = std::fma(a[i], to_f32(b[i]), sum);  // explicit: contraction would vary by instantiation
+    for (std::int64_t i = detail::tail_start<Arch>(n); i < n; ++i)
+      sum = std::fma(a[i], to_f32(b[i]), sum);  // explicit: contraction would vary by instantiation
     return sum;
   }
 };

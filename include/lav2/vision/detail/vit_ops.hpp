@@ -25,7 +25,8 @@ namespace lav2::vision::detail {
 /// Binds every row of `w`'s table (its for_each_tensor) from `t`, keys `prefix` + the table
 /// name, checking presence, shape and dtype; converted copies go to w.owned.
 template <class Weights, class Config>
-void bind_weights(Weights& w, const Config& c, const io::TensorMap& t, const std::string& prefix, const std::string& file) {
+void bind_weights(Weights& w, const Config& c, const io::TensorMap& t, const std::string& prefix,
+                  const std::string& file) {
   for_each_tensor(w, c, [&](const io::TensorSpec& spec, auto& slot) {
     const std::string name = prefix + spec.name;
     const auto it = t.find(name);
@@ -47,14 +48,17 @@ inline const Shape& shape_of(const io::TensorMap& t, const std::string& name, co
 /// kernel's pointers must not alias, so an in-place row goes through a per-thread copy.
 inline void layernorm_rows(ThreadPool& pool, float* out, const float* x, const float* w, const float* b,
                            std::int64_t rows, std::int64_t n, float eps) {
-  pool.parallel_for(rows, [&](std::int64_t r0, std::int64_t r1) {
-    std::vector<float> row(out == x ? std::size_t(n) : 0);
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const float* src = x + r * n;
-      if (out == x) src = static_cast<const float*>(std::memcpy(row.data(), src, std::size_t(n) * sizeof(float)));
-      kernels::layernorm(out + r * n, src, w, b, n, eps);
-    }
-  }, 16);
+  pool.parallel_for(
+      rows,
+      [&](std::int64_t r0, std::int64_t r1) {
+        std::vector<float> row(out == x ? std::size_t(n) : 0);
+        for (std::int64_t r = r0; r < r1; ++r) {
+          const float* src = x + r * n;
+          if (out == x) src = static_cast<const float*>(std::memcpy(row.data(), src, std::size_t(n) * sizeof(float)));
+          kernels::layernorm(out + r * n, src, w, b, n, eps);
+        }
+      },
+      16);
 }
 
 /// out[M, N] = x[M, K] · w[N, K]^T + bias[N] (nn.Linear), w a (N, K) handle of any matmul
@@ -114,7 +118,9 @@ enum class MlpActivation { quick_gelu, gelu_erf };
 struct VitScratch {
   Tensor<float> h, qkv, att, f;  // [N, width], [N, 3 width], [N, width], [N, hidden]
   VitScratch(std::int64_t n_tokens, std::int64_t width, std::int64_t hidden)
-      : h(Shape{n_tokens, width}), qkv(Shape{n_tokens, 3 * width}), att(Shape{n_tokens, width}),
+      : h(Shape{n_tokens, width}),
+        qkv(Shape{n_tokens, 3 * width}),
+        att(Shape{n_tokens, width}),
         f(Shape{n_tokens, std::max<std::int64_t>(hidden, 1)}) {}
 };
 
@@ -132,11 +138,14 @@ inline void vit_block(ThreadPool& pool, const VitBlockWeights& b, float* x, VitS
   linear(pool, x, s.att.data(), b.proj_weight, b.proj_bias, rows_out, /*residual=*/true);
   layernorm_rows(pool, s.h.data(), x, b.norm2_weight.data(), b.norm2_bias.data(), rows_out, C, kEps);
   linear(pool, s.f.data(), s.h.data(), b.fc1_weight, b.fc1_bias, rows_out);
-  pool.parallel_for(rows_out, [&](std::int64_t r0, std::int64_t r1) {
-    float* f = s.f.data() + r0 * H;
-    if (act == MlpActivation::quick_gelu) kernels::quick_gelu(f, (r1 - r0) * H);
-    else kernels::gelu_erf(f, (r1 - r0) * H);
-  }, 16);
+  pool.parallel_for(
+      rows_out,
+      [&](std::int64_t r0, std::int64_t r1) {
+        float* f = s.f.data() + r0 * H;
+        if (act == MlpActivation::quick_gelu) kernels::quick_gelu(f, (r1 - r0) * H);
+        else kernels::gelu_erf(f, (r1 - r0) * H);
+      },
+      16);
   linear(pool, x, s.f.data(), b.fc2_weight, b.fc2_bias, rows_out, /*residual=*/true);
 }
 
