@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "lav2/core/aligned_alloc.hpp"
+#include "lav2/core/error.hpp"
 #include "lav2/model/kv_cache.hpp"
 #include "lav2/tensor/tensor.hpp"
 
@@ -40,6 +41,13 @@ class RunState {
   /// first, unless it is EOS.
   int pending = -1;
   const KvCache& cache() const { return cache_; }
+  /// Allocates the cache for `positions` (<= max_seq_len) now rather than as the sequence grows,
+  /// e.g. so that a benchmark or a latency-bound server does not allocate inside a forward pass.
+  void reserve(std::int64_t positions) {
+    if (positions < 0 || positions > max_seq_len())
+      LAV2_THROW(input_error, "reserve: ", positions, " positions, expected 0..max_seq_len ", max_seq_len());
+    cache_.reserve(positions);
+  }
   /// Prompt rows of layer `l` (0 where the layer has no prompts).
   std::int64_t n_prompts(int l) const { return n_prompts_[std::size_t(l)]; }
 
