@@ -1,10 +1,13 @@
 // `lav2`: the command-line tool. Subcommands register themselves (see command.hpp).
 // Exit codes (the contract): 0 success; 2 usage or input error, with a message on stderr that
 // begins "lav2: error:"; 1 internal error. Never a signal.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <map>
 #include <new>
+#include <string>
+#include <vector>
 
 #include <lav2/core/error.hpp>
 #include <lav2/version.hpp>
@@ -21,6 +24,28 @@ int main(int argc, char** argv) {
     for (const Command& c : command_registry()) {
       CLI::App* sub = app.add_subcommand(c.name, c.description);
       runners[sub] = c.setup(*sub);
+    }
+    // The first word that is not a flag names the command (the top level takes only --help and
+    // --version, which have no values). CLI11 alone would report an unknown one as "a subcommand
+    // is required".
+    std::vector<std::string> sorted;
+    for (const Command& c : command_registry()) sorted.push_back(c.name);
+    std::sort(sorted.begin(), sorted.end());  // registration order follows static initialisation
+    std::string names;
+    for (const std::string& n : sorted) names += (names.empty() ? "" : ", ") + n;
+    int first_word = 1;
+    while (first_word < argc && argv[first_word][0] == '-') ++first_word;
+    if (first_word < argc) {
+      bool known = false;
+      for (const Command& c : command_registry()) known = known || c.name == argv[first_word];
+      if (!known) {
+        std::fprintf(stderr, "lav2: error: unknown command '%s'; the commands are %s (lav2 --help)\n", argv[first_word],
+                     names.c_str());
+        return 2;
+      }
+    } else if (argc == 1) {
+      std::fprintf(stderr, "lav2: error: no command given; the commands are %s (lav2 --help)\n", names.c_str());
+      return 2;
     }
     try {
       app.parse(argc, argv);

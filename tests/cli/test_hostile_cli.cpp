@@ -61,6 +61,22 @@ TEST_CASE("hostile cli: usage errors exit 2 with 'lav2: error:'") {
                     {"--no-such-flag"});
 }
 
+TEST_CASE("cli: an unknown or missing command is named, with the list of commands") {
+  auto r = lav2::test::run_cli("genrate --prompt hi");
+  CHECK(r.code == 2);
+  CHECK(r.out.find(
+            "lav2: error: unknown command 'genrate'; the commands are bench, generate, info, selfcheck, tokenize") !=
+        std::string::npos);
+  r = lav2::test::run_cli("");
+  CHECK(r.code == 2);
+  CHECK(r.out.find("lav2: error: no command given; the commands are bench,") != std::string::npos);
+  r = lav2::test::run_cli("--version");
+  CHECK(r.code == 0);
+  r = lav2::test::run_cli("--bogus generate");
+  CHECK(r.code == 2);
+  CHECK(r.out.find("lav2: error:") != std::string::npos);
+}
+
 TEST_CASE("hostile cli: missing and non-regular files name the path") {
   check_input_error(run_lav2("generate --llama-dir /nonexistent/lav2 --prompt hi"), {"/nonexistent/lav2"});
   check_input_error(run_lav2("tokenize --tokenizer /nonexistent/tok.model hi"), {"/nonexistent/tok.model"});
