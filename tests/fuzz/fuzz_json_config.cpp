@@ -1,6 +1,6 @@
 // libFuzzer target: configuration readers.
 //   - params.json: io::parse_json_text (size and depth limits) then model::parse_params_json
-//   - an adapter checkpoint's 'config' (model::read_adapter_spec): an input that starts with "PK"
+//   - an adapter checkpoint's 'config' (model::open_adapter): an input that starts with "PK"
 //     is opened as a .pth and its config read against a fixed small LLaMA shape
 #include <cstring>
 
@@ -18,8 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       lav2::io::TorchCheckpoint ck(lav2::io::MappedFile::from_buffer(data, size, "fuzz.pth"), lim.checkpoint);
       lav2::model::LlamaConfig c;
       c.dim = 64, c.n_layers = 4, c.n_heads = 4, c.head_dim = 16, c.hidden_dim = 192, c.vocab_size = 512;
-      lav2::io::TensorMap tensors;
-      (void)lav2::model::read_adapter_spec(ck, c, tensors);
+      (void)lav2::model::open_adapter(ck, c);
     });
     return 0;
   }

@@ -157,9 +157,10 @@ inline void check_visual_blocks(const io::TensorMap& t, const std::string& file)
 }
 }  // namespace detail
 
-/// \brief Opens an adapter checkpoint and reads its variant and sizes (checked against `c`).
-inline AdapterFile open_adapter(const std::string& path, const LlamaConfig& c) {
-  io::TorchCheckpoint ckpt(path);
+/// \brief Reads an opened adapter checkpoint's variant and sizes (checked against `c`). The
+/// result keeps the checkpoint's mapping alive.
+inline AdapterFile open_adapter(const io::TorchCheckpoint& ckpt, const LlamaConfig& c) {
+  const std::string& path = ckpt.path();
   const io::Value& root = ckpt.root();
   AdapterFile f;
   f.path = path;
@@ -214,6 +215,11 @@ inline AdapterFile open_adapter(const std::string& path, const LlamaConfig& c) {
                ", but paper_early needs 1..", c.n_layers, " (the model's layers)");
   check_supported(s, path);
   return f;
+}
+
+/// \brief Opens an adapter checkpoint and reads its variant and sizes (checked against `c`).
+inline AdapterFile open_adapter(const std::string& path, const LlamaConfig& c) {
+  return open_adapter(io::TorchCheckpoint(path), c);
 }
 
 /// \brief Builds the model over the opened base directory, with `adapter` on top (null: base
