@@ -26,12 +26,11 @@
 #include <type_traits>
 #include <vector>
 
+#include <lav2/kernels/dispatch.hpp>
 #include <lav2/kernels/probes.hpp>
 #include <lav2/kernels/ref/matmul.hpp>
 #include <lav2/kernels/ref/ops.hpp>
 #include <lav2/kernels/selfcheck.hpp>
-#include <lav2/kernels/simd/matmul.hpp>
-#include <lav2/kernels/simd/ops.hpp>
 #include <lav2/tensor/tensor.hpp>
 
 using namespace lav2;
@@ -39,7 +38,8 @@ using namespace lav2::kernels;
 
 namespace {
 
-using Arch = xsimd::default_arch;
+// "simd" is the active level's table: the widest this CPU runs, or LAV2_ISA's.
+const KernelTable& simd_kernels() { return active_kernels(); }
 
 ThreadPool& pool_of(int threads) {
   static ThreadPool p1(1), p2(2);
@@ -93,7 +93,7 @@ void BM_matmul(benchmark::State& state) {
       [&] {
         const W* wt = w[turn++ % copies].data();
         if constexpr (kImpl == Impl::simd) {
-          simd::matmul_fn{}(Arch{}, pool, out.data(), x.data(), wt, M, N, K);
+          simd_kernels().matmul<W>()(pool, out.data(), x.data(), wt, M, N, K, Epilogue{});
         } else if constexpr (kImpl == Impl::eigen) {
           // out (M, N) = x (M, K) * W^T, W (N, K) row-major: what a linear computes.
           using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -172,7 +172,7 @@ void BM_rmsnorm(benchmark::State& state) {
   const auto x = check::random_vector(n, 1), w = check::random_vector(n, 2);
   std::vector<float> out(static_cast<std::size_t>(n));
   for (auto _ : state) {
-    if constexpr (kImpl == Impl::simd) simd::rmsnorm_fn{}(Arch{}, out.data(), x.data(), w.data(), n, 1e-5f);
+    if constexpr (kImpl == Impl::simd) simd_kernels().rmsnorm(out.data(), x.data(), w.data(), n, 1e-5f);
     else ref::rmsnorm(out.data(), x.data(), w.data(), n, 1e-5f);
     benchmark::DoNotOptimize(out.data());
   }
@@ -185,7 +185,7 @@ void BM_layernorm(benchmark::State& state) {
   const auto x = check::random_vector(n, 1), w = check::random_vector(n, 2), b = check::random_vector(n, 3);
   std::vector<float> out(static_cast<std::size_t>(n));
   for (auto _ : state) {
-    if constexpr (kImpl == Impl::simd) simd::layernorm_fn{}(Arch{}, out.data(), x.data(), w.data(), b.data(), n, 1e-5f);
+    if constexpr (kImpl == Impl::simd) simd_kernels().layernorm(out.data(), x.data(), w.data(), b.data(), n, 1e-5f);
     else ref::layernorm(out.data(), x.data(), w.data(), b.data(), n, 1e-5f);
     benchmark::DoNotOptimize(out.data());
   }
@@ -193,7 +193,7 @@ void BM_layernorm(benchmark::State& state) {
 }
 
 // In-place maps: softmax, silu, gelu_erf, quick_gelu. The input is restored each iteration.
-template <void (*kRef)(float*, std::int64_t), class SimdFn>
+template <void (*kRef)(float*, std::int64_t), void (*KernelTable::*kSimd)(float*, std::int64_t)>
 void BM_inplace(benchmark::State& state) {
   const std::int64_t n = state.range(0);
   const bool simd_impl = state.range(1) != 0;
@@ -201,7 +201,7 @@ void BM_inplace(benchmark::State& state) {
   std::vector<float> y = x;
   for (auto _ : state) {
     std::copy(x.begin(), x.end(), y.begin());
-    if (simd_impl) SimdFn{}(Arch{}, y.data(), n);
+    if (simd_impl) (simd_kernels().*kSimd)(y.data(), n);
     else kRef(y.data(), n);
     benchmark::DoNotOptimize(y.data());
   }
@@ -214,7 +214,7 @@ void BM_swiglu(benchmark::State& state) {
   const auto g = check::random_vector(n, 1, -8.0f, 8.0f), u = check::random_vector(n, 2);
   std::vector<float> out(static_cast<std::size_t>(n));
   for (auto _ : state) {
-    if constexpr (kImpl == Impl::simd) simd::swiglu_fn{}(Arch{}, out.data(), g.data(), u.data(), n);
+    if constexpr (kImpl == Impl::simd) simd_kernels().swiglu(out.data(), g.data(), u.data(), n);
     else ref::swiglu(out.data(), g.data(), u.data(), n);
     benchmark::DoNotOptimize(out.data());
   }
@@ -229,7 +229,7 @@ void BM_rope(benchmark::State& state) {
   const auto c = check::random_vector(hd / 2, 2), s = check::random_vector(hd / 2, 3);
   for (auto _ : state) {
     for (std::int64_t h = 0; h < heads; ++h) {
-      if constexpr (kImpl == Impl::simd) simd::rope_interleaved_fn{}(Arch{}, x.data() + h * hd, hd, c.data(), s.data());
+      if constexpr (kImpl == Impl::simd) simd_kernels().rope_interleaved(x.data() + h * hd, hd, c.data(), s.data());
       else ref::rope_interleaved(x.data() + h * hd, hd, c.data(), s.data());
     }
     benchmark::DoNotOptimize(x.data());
@@ -243,7 +243,7 @@ void BM_dot(benchmark::State& state) {
   const auto a = check::random_vector(n, 1), b = check::random_vector(n, 2);
   for (auto _ : state) {
     float r;
-    if constexpr (kImpl == Impl::simd) r = simd::dot_fn{}(Arch{}, a.data(), b.data(), n);
+    if constexpr (kImpl == Impl::simd) r = simd_kernels().dot(a.data(), b.data(), n);
     else r = ref::dot(a.data(), b.data(), n);
     benchmark::DoNotOptimize(r);
   }
@@ -256,7 +256,7 @@ void BM_axpy(benchmark::State& state) {
   const auto x = check::random_vector(n, 1);
   auto y = check::random_vector(n, 2);
   for (auto _ : state) {
-    if constexpr (kImpl == Impl::simd) simd::axpy_fn{}(Arch{}, y.data(), 1e-3f, x.data(), n);
+    if constexpr (kImpl == Impl::simd) simd_kernels().axpy(y.data(), 1e-3f, x.data(), n);
     else ref::axpy(y.data(), 1e-3f, x.data(), n);
     benchmark::DoNotOptimize(y.data());
   }
@@ -276,15 +276,15 @@ void BM_attention(benchmark::State& state) {
   for (auto _ : state) {
     if (adapter) {
       if constexpr (kImpl == Impl::simd)
-        simd::adapter_attention_head_fn{}(Arch{}, out.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale,
-                                          0.5f, scratch.data());
+        simd_kernels().adapter_attention_head(out.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale, 0.5f,
+                                              scratch.data());
       else
         ref::adapter_attention_head(out.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale, 0.5f,
                                     scratch.data());
     } else {
       if constexpr (kImpl == Impl::simd)
-        simd::attention_head_fn{}(Arch{}, out.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale,
-                                  scratch.data());
+        simd_kernels().attention_head(out.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale,
+                                      scratch.data());
       else ref::attention_head(out.data(), q.data(), k.data(), v.data(), n_keys, hd, stride, scale, scratch.data());
     }
     benchmark::DoNotOptimize(out.data());
@@ -297,7 +297,7 @@ void BM_convert_f16(benchmark::State& state) {
   const auto h = check::random_weights<f16_t>(n, 1);
   std::vector<float> out(static_cast<std::size_t>(n));
   for (auto _ : state) {
-    if constexpr (kImpl == Impl::simd) simd::convert_f16_to_f32_fn{}(Arch{}, out.data(), h.data(), n);
+    if constexpr (kImpl == Impl::simd) simd_kernels().convert_f16_to_f32(out.data(), h.data(), n);
     else ref::convert_f16_to_f32(out.data(), h.data(), n);
     benchmark::DoNotOptimize(out.data());
   }
@@ -316,10 +316,10 @@ LAV2_BENCH_BOTH(BM_dot, Arg(4096));
 LAV2_BENCH_BOTH(BM_axpy, Arg(4096));
 LAV2_BENCH_BOTH(BM_attention, Args({512, 0})->Args({10, 1}));
 LAV2_BENCH_BOTH(BM_convert_f16, Arg(4096 * 4096));
-BENCHMARK_TEMPLATE(BM_inplace, ref::softmax, simd::softmax_fn)->Args({4096, 0})->Args({4096, 1});
-BENCHMARK_TEMPLATE(BM_inplace, ref::silu, simd::silu_fn)->Args({11008, 0})->Args({11008, 1});
-BENCHMARK_TEMPLATE(BM_inplace, ref::gelu_erf, simd::gelu_erf_fn)->Args({4096, 0})->Args({4096, 1});
-BENCHMARK_TEMPLATE(BM_inplace, ref::quick_gelu, simd::quick_gelu_fn)->Args({4096, 0})->Args({4096, 1});
+BENCHMARK_TEMPLATE(BM_inplace, ref::softmax, &KernelTable::softmax)->Args({4096, 0})->Args({4096, 1});
+BENCHMARK_TEMPLATE(BM_inplace, ref::silu, &KernelTable::silu)->Args({11008, 0})->Args({11008, 1});
+BENCHMARK_TEMPLATE(BM_inplace, ref::gelu_erf, &KernelTable::gelu_erf)->Args({4096, 0})->Args({4096, 1});
+BENCHMARK_TEMPLATE(BM_inplace, ref::quick_gelu, &KernelTable::quick_gelu)->Args({4096, 0})->Args({4096, 1});
 
 }  // namespace
 
@@ -330,8 +330,8 @@ int main(int argc, char** argv) {
     ThreadPool& pool = pool_of(threads);
     g_stream_gbps[threads] = probes::stream_gbps(pool);
     g_fma_gflops[threads] = probes::fma_peak_gflops(pool);
-    std::printf("probe  threads=%d  stream=%.2f GB/s  fma_peak=%.1f GFLOP/s  (arch %s)\n", threads,
-                g_stream_gbps[threads], g_fma_gflops[threads], Arch::name());
+    std::printf("probe  threads=%d  stream=%.2f GB/s  fma_peak=%.1f GFLOP/s  (kernels %s, %s)\n", threads,
+                g_stream_gbps[threads], g_fma_gflops[threads], isa_name(), kernel_arch_name());
     benchmark::AddCustomContext("stream_GBps_" + std::to_string(threads) + "t", std::to_string(g_stream_gbps[threads]));
     benchmark::AddCustomContext("fma_GFLOPs_" + std::to_string(threads) + "t", std::to_string(g_fma_gflops[threads]));
   }

@@ -133,6 +133,7 @@ int run_bench(const BenchArgs& a) {
   out["prompt_tokens"] = a.prompt_tokens;
   out["gen_tokens"] = a.gen_tokens;
   out["kernel_arch"] = kernels::kernel_arch_name();
+  out["isa"] = kernels::isa_name();  // the level chosen at run time (LAV2_ISA or the widest)
   const std::int64_t bytes_per_weight = a.dtype == "f32" ? 4 : 2;
   out["weight_bytes_per_token"] = model::decode_weight_bytes(c, bytes_per_weight);
   out["image_encode_s"] = nullptr;
@@ -157,8 +158,8 @@ int run_bench(const BenchArgs& a) {
   out["decode_fraction_of_bandwidth"] = out["decode_tok_s"].get<double>() / limit;
   out["peak_rss_bytes"] = cli::peak_rss_bytes();
   if (!a.json) {
-    std::printf("model %s, %d layers, %s, %d threads (%s)\n", a.preset.c_str(), c.n_layers, a.dtype.c_str(),
-                pool.size(), kernels::kernel_arch_name());
+    std::printf("model %s, %d layers, %s, %d threads, kernels %s (%s)\n", a.preset.c_str(), c.n_layers, a.dtype.c_str(),
+                pool.size(), kernels::isa_name(), kernels::kernel_arch_name());
     std::printf("stream %.2f GB/s, FMA peak %.1f GFLOP/s\n", stream, fma);
     std::printf("prefill %.2f tok/s, decode %.3f tok/s = %.1f%% of the bandwidth limit %.3f tok/s\n",
                 out["prefill_tok_s"].get<double>(), out["decode_tok_s"].get<double>(),

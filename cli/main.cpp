@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <lav2/core/error.hpp>
+#include <lav2/kernels/dispatch.hpp>
 #include <lav2/version.hpp>
 
 #include "command.hpp"
@@ -18,7 +19,12 @@ int main(int argc, char** argv) {
   using namespace lav2::cli;
   try {
     CLI::App app{"lav2: LLaMA-Adapter V2 on CPUs", "lav2"};
-    app.set_version_flag("--version", std::string("lav2 ") + lav2::kVersion);
+    // The version names the kernel level too (LAV2_ISA or the widest this CPU runs), so an invalid
+    // LAV2_ISA is reported here, as an input error, before any command runs.
+    app.set_version_flag("--version", [] {
+      return std::string("lav2 ") + lav2::kVersion + ", kernels " + lav2::kernels::isa_name() + " (" +
+             lav2::kernels::kernel_arch_name() + ")";
+    });
     app.require_subcommand(1);
     std::map<CLI::App*, RunFn> runners;
     for (const Command& c : command_registry()) {
@@ -59,6 +65,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "lav2: error: %s\n", e.what());
       return 2;
     }
+    (void)lav2::kernels::active_kernels();  // an invalid LAV2_ISA is an input error, before any work
     for (auto& [sub, run] : runners)
       if (sub->parsed()) return run();
     return 2;

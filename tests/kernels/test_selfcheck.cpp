@@ -4,25 +4,33 @@
 #include <cmath>
 #include <string>
 
+#include <lav2/kernels/dispatch.hpp>
 #include <lav2/kernels/selfcheck.hpp>
+
+#include "kernels/levels.hpp"
 
 using namespace lav2;
 using namespace lav2::kernels;
 
-TEST_CASE("selfcheck passes for the SIMD kernels") {
+TEST_CASE("selfcheck passes for the SIMD kernels of every level this CPU runs") {
   ThreadPool pool(2);
-  const auto results = check::run(check::simd_table(), check::ref_table(), pool);
-  CHECK(results.size() >= 23);
-  for (const auto& r : results) {
-    INFO(r.name, " max|diff|=", r.max_diff, " tolerance=", r.tolerance);
-    CHECK(r.ok());
-  }
-  CHECK(check::all_ok(results));
+  int levels = 0;
+  test::for_each_level([&](const KernelTable& L) {
+    const auto results = check::run(L, check::ref_table(), pool);
+    CHECK(results.size() >= 23);
+    for (const auto& r : results) {
+      INFO(r.name, " max|diff|=", r.max_diff, " tolerance=", r.tolerance);
+      CHECK(r.ok());
+    }
+    CHECK(check::all_ok(results));
+    ++levels;
+  });
+  CHECK(levels >= 1);  // every x86-64 CPU runs at least the SSE2 level
 }
 
 TEST_CASE("selfcheck fails when a kernel is deliberately broken") {
   ThreadPool pool(2);
-  auto table = check::simd_table();
+  KernelTable table = active_kernels();
   // An off-by-one bug: the last element of the sum of squares is dropped.
   table.rmsnorm = [](float* out, const float* x, const float* w, std::int64_t n, float eps) {
     ref::rmsnorm(out, x, w, n - 1, eps);
@@ -30,10 +38,10 @@ TEST_CASE("selfcheck fails when a kernel is deliberately broken") {
   };
   // A wrong-tail bug in the f16 matvec: the last input feature is ignored.
   table.matmul_f16 = [](ThreadPool& p, float* o, const float* x, const f16_t* w, std::int64_t M, std::int64_t N,
-                        std::int64_t K) {
+                        std::int64_t K, Epilogue ep) {
     std::vector<f16_t> w2(w, w + N * K);
     for (std::int64_t n = 0; n < N; ++n) w2[std::size_t(n * K + K - 1)].bits = 0;
-    simd::matmul_fn{}(xsimd::default_arch{}, p, o, x, w2.data(), M, N, K);
+    active_kernels().matmul_f16(p, o, x, w2.data(), M, N, K, ep);
   };
   const auto results = check::run(table, check::ref_table(), pool);
   CHECK_FALSE(check::all_ok(results));
@@ -46,7 +54,7 @@ TEST_CASE("selfcheck fails when a kernel is deliberately broken") {
 
 TEST_CASE("a kernel that produces NaN or Inf fails the comparison helper") {
   ThreadPool pool(2);
-  auto table = check::simd_table();
+  KernelTable table = active_kernels();
   // One NaN among correct outputs: a plain std::max over |diff| would skip it (max(m, NaN) = m).
   table.silu = [](float* x, std::int64_t n) {
     ref::silu(x, n);
@@ -54,8 +62,8 @@ TEST_CASE("a kernel that produces NaN or Inf fails the comparison helper") {
   };
   // An overflow to infinity in one GEMM output.
   table.matmul_f32 = [](ThreadPool& p, float* o, const float* x, const float* w, std::int64_t M, std::int64_t N,
-                        std::int64_t K) {
-    simd::matmul_fn{}(xsimd::default_arch{}, p, o, x, w, M, N, K);
+                        std::int64_t K, Epilogue ep) {
+    active_kernels().matmul_f32(p, o, x, w, M, N, K, ep);
     o[M * N - 1] = INFINITY;
   };
   const auto results = check::run(table, check::ref_table(), pool);

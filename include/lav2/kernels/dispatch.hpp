@@ -1,46 +1,160 @@
-// The kernels the model calls, and the one place that chooses between the scalar reference
-// (kernels/ref, the specification) and the xsimd kernels (kernels/simd).
+// The kernels the model calls, and the one place that chooses which implementation runs.
 //
-// LAV2_USE_SIMD (set by CMake, default ON) selects simd:: instantiated for xsimd::default_arch,
-// the best instruction set the compiler is allowed to use (-march): AVX-512, AVX2+FMA, SSE, NEON,
-// or xsimd's scalar emulation. With LAV2_USE_SIMD=0 every call goes to ref::.
+// Every call goes through the KernelTable (kernel_table.hpp) of the level chosen for this CPU at
+// run time: the widest of AVX-512, AVX2+FMA+F16C and SSE2 that cpuid reports, or the level
+// LAV2_ISA names (ref, sse2, avx2, avx512; an unknown name or a level this CPU lacks throws
+// input_error). The per-level tables come from the kernel units that lav2_add_kernel_units()
+// compiles into a program (cmake/lav2_kernel_units.cmake; LAV2_KERNEL_UNITS=1). A program built
+// without them still works header-only: it has the scalar table and one xsimd table for the
+// -march it was compiled with. LAV2_USE_SIMD=0 leaves only the scalar reference.
 //
 // Kernels take pointers and sizes, never model configs; none allocates except matmul's per-call
 // packing scratch; none throws. Unless a kernel says otherwise, pointers must not alias.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
 
+#include "lav2/core/error.hpp"
 #include "lav2/core/thread_pool.hpp"
+#include "lav2/kernels/cpu_features.hpp"
 #include "lav2/kernels/epilogue.hpp"
-#include "lav2/kernels/ref/matmul.hpp"
-#include "lav2/kernels/ref/ops.hpp"
+#include "lav2/kernels/kernel_table.hpp"
+#include "lav2/kernels/ref/ref_table.hpp"
 #include "lav2/tensor/dtype.hpp"
 #include "lav2/tensor/mat_ptr.hpp"
 
 #ifndef LAV2_USE_SIMD
 #define LAV2_USE_SIMD 1
 #endif
+#ifndef LAV2_KERNEL_UNITS
+#define LAV2_KERNEL_UNITS 0
+#endif
 
-#if LAV2_USE_SIMD
-#include "lav2/kernels/simd/convert.hpp"
-#include "lav2/kernels/simd/matmul.hpp"
-#include "lav2/kernels/simd/ops.hpp"
-#define LAV2_KERNEL_CALL(name, ...) simd::name##_fn{}(xsimd::default_arch{}, __VA_ARGS__)
-#else
-#define LAV2_KERNEL_CALL(name, ...) ref::name(__VA_ARGS__)
+#if LAV2_USE_SIMD && LAV2_KERNEL_UNITS
+#include "lav2/kernels/isa/unit_tables.hpp"
+#elif LAV2_USE_SIMD
+#include "lav2/kernels/simd/simd_table.hpp"
 #endif
 
 namespace lav2::kernels {
 
-/// \brief Name of the instruction set the dispatched kernels use ("avx2", "avx512bw", "ref", ...).
-inline const char* kernel_arch_name() {
-#if LAV2_USE_SIMD
-  return xsimd::default_arch::name();
+namespace detail {
+#if LAV2_USE_SIMD && !LAV2_KERNEL_UNITS
+/// The level xsimd::default_arch is, in a build without the units.
+inline constexpr Isa kHeaderIsa =
+#if defined(__AVX512F__) && defined(__AVX512CD__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && \
+    defined(__AVX512VL__) && defined(__FMA__) && defined(__F16C__)
+    Isa::avx512;
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+    Isa::avx2;
+#elif defined(__SSE2__) && (defined(__x86_64__) || defined(__i386__))
+    Isa::sse2;
 #else
-  return "ref";
+    Isa::native;
+#endif
+inline const KernelTable& header_table() {
+  static const KernelTable t = simd::make_simd_table<xsimd::default_arch>(kHeaderIsa);
+  return t;
+}
+#endif
+}  // namespace detail
+
+/// \brief Whether this program has a table for level `isa` (whether or not the CPU can run it).
+inline bool is_compiled(Isa isa) {
+  if (isa == Isa::ref) return true;
+#if LAV2_USE_SIMD && LAV2_KERNEL_UNITS
+  return isa == Isa::sse2 || isa == Isa::avx2 || isa == Isa::avx512;
+#elif LAV2_USE_SIMD
+  return isa == detail::kHeaderIsa;
+#else
+  return false;
 #endif
 }
+
+namespace detail {
+/// The table of a compiled level. Only called once the CPU is known to run it: a unit's table
+/// function is itself compiled for its level.
+inline const KernelTable& compiled_table(Isa isa) {
+#if LAV2_USE_SIMD && LAV2_KERNEL_UNITS
+  if (isa == Isa::sse2) return isa::sse2_table();
+  if (isa == Isa::avx2) return isa::avx2_table();
+  if (isa == Isa::avx512) return isa::avx512_table();
+#elif LAV2_USE_SIMD
+  if (isa == detail::kHeaderIsa) return detail::header_table();
+#endif
+  return ref::ref_table();
+}
+}  // namespace detail
+
+/// \brief The levels this program has and this CPU runs, narrowest (ref) first.
+inline std::vector<Isa> available_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::ref, Isa::sse2, Isa::avx2, Isa::avx512, Isa::native})
+    if (is_compiled(isa) && cpu_supports(isa)) out.push_back(isa);
+  return out;
+}
+
+/// \brief The table of level `isa`; throws input_error, naming `source` (e.g. "LAV2_ISA"), when
+/// the program lacks it or the CPU cannot run it.
+inline const KernelTable& table_for(Isa isa, const char* source = "the requested kernel level") {
+  const bool compiled = is_compiled(isa);
+  if (!compiled && LAV2_KERNEL_UNITS)
+    LAV2_THROW(input_error, source, ": kernel level '", isa_name(isa), "' is not compiled into this program");
+  if (!compiled)
+    LAV2_THROW(input_error, source, ": kernel level '", isa_name(isa),
+               "' is not compiled into this program: it was built without lav2_add_kernel_units(), so it has "
+               "only 'ref' and its own -march level '",
+               isa_name(available_isas().back()), "'");
+  if (!cpu_supports(isa))
+    LAV2_THROW(input_error, source, ": kernel level '", isa_name(isa),
+               "' needs CPU features this CPU lacks: ", missing_features(isa));
+  return detail::compiled_table(isa);
+}
+
+/// \brief The level named `name` ("ref", "sse2", "avx2", "avx512"); throws input_error naming
+/// `source` otherwise.
+inline Isa parse_isa(std::string_view name, const char* source = "LAV2_ISA") {
+  for (Isa isa : {Isa::ref, Isa::sse2, Isa::avx2, Isa::avx512, Isa::native})
+    if (name == isa_name(isa)) return isa;
+  LAV2_THROW(input_error, source, " is '", name, "'; expected one of ref, sse2, avx2, avx512");
+}
+
+namespace detail {
+inline std::atomic<const KernelTable*>& active_slot() {
+  static std::atomic<const KernelTable*> slot{nullptr};
+  return slot;
+}
+/// First use: LAV2_ISA if set, else the widest available level.
+inline const KernelTable& choose_kernels() {
+  const KernelTable* t = nullptr;
+  if (const char* env = std::getenv("LAV2_ISA"); env && *env) t = &table_for(parse_isa(env), "LAV2_ISA");
+  else t = &detail::compiled_table(available_isas().back());
+  active_slot().store(t, std::memory_order_release);
+  return *t;
+}
+}  // namespace detail
+
+/// \brief The table every kernel call below goes through (chosen on first use; see the file
+/// comment). Throws input_error on the first call if LAV2_ISA is invalid for this CPU.
+inline const KernelTable& active_kernels() {
+  const KernelTable* t = detail::active_slot().load(std::memory_order_acquire);
+  return t ? *t : detail::choose_kernels();
+}
+
+/// \brief Makes level `isa` the active one from now on, for every thread (throws as table_for).
+/// For tests and benchmarks that compare levels; do not switch while kernels run.
+inline void use_isa(Isa isa) { detail::active_slot().store(&table_for(isa), std::memory_order_release); }
+
+/// \brief The active level's name ("avx512", "avx2", "sse2", "ref").
+inline const char* isa_name() { return isa_name(active_kernels().isa); }
+
+/// \brief xsimd's name of the active level's architecture ("avx512bw", "fma3+avx2", "sse2", "ref").
+inline const char* kernel_arch_name() { return active_kernels().arch_name; }
 
 /// \brief out[M, N] = x[M, K] · w[N, K]^T: nn.Linear, weights as PyTorch stores them; `ep`
 /// optionally adds the bias and/or accumulates into `out` (a residual) in the same pass
@@ -53,11 +167,7 @@ inline const char* kernel_arch_name() {
 template <class W>
 void matmul(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M, std::int64_t N, std::int64_t K,
             Epilogue ep = {}) {
-#if LAV2_USE_SIMD
-  simd::matmul_fn{}(xsimd::default_arch{}, pool, out, x, w, M, N, K, ep);
-#else
-  ref::matmul(pool, out, x, w, M, N, K, ep);
-#endif
+  active_kernels().matmul<W>()(pool, out, x, w, M, N, K, ep);
 }
 
 /// \brief out[M, N] = x[M, K] · w^T for a weight handle of any supported dtype: the one closed
@@ -78,34 +188,34 @@ inline void matmul(ThreadPool& pool, float* out, const float* x, const MatPtr& w
 
 /// \brief RMSNorm: out = x * rsqrt(mean(x^2) + eps) * weight; `weight` may be null. (n) each.
 inline void rmsnorm(float* out, const float* x, const float* weight, std::int64_t n, float eps) {
-  LAV2_KERNEL_CALL(rmsnorm, out, x, weight, n, eps);
+  active_kernels().rmsnorm(out, x, weight, n, eps);
 }
 /// \brief LayerNorm: out = (x - mean) / sqrt(var + eps) * weight + bias; weight/bias may be null.
 inline void layernorm(float* out, const float* x, const float* weight, const float* bias, std::int64_t n, float eps) {
-  LAV2_KERNEL_CALL(layernorm, out, x, weight, bias, n, eps);
+  active_kernels().layernorm(out, x, weight, bias, n, eps);
 }
 /// \brief Rotates interleaved pairs (x[2i], x[2i+1]) of `x` (head_dim) by cos[i], sin[i].
 inline void rope_interleaved(float* x, std::int64_t head_dim, const float* cos, const float* sin) {
-  LAV2_KERNEL_CALL(rope_interleaved, x, head_dim, cos, sin);
+  active_kernels().rope_interleaved(x, head_dim, cos, sin);
 }
 /// \brief In-place, max-subtracted softmax of `x` (n).
-inline void softmax(float* x, std::int64_t n) { LAV2_KERNEL_CALL(softmax, x, n); }
+inline void softmax(float* x, std::int64_t n) { active_kernels().softmax(x, n); }
 /// \brief In-place x * sigmoid(x).
-inline void silu(float* x, std::int64_t n) { LAV2_KERNEL_CALL(silu, x, n); }
+inline void silu(float* x, std::int64_t n) { active_kernels().silu(x, n); }
 /// \brief out = silu(gate) * up; `out` may equal `gate` or `up`.
 inline void swiglu(float* out, const float* gate, const float* up, std::int64_t n) {
-  LAV2_KERNEL_CALL(swiglu, out, gate, up, n);
+  active_kernels().swiglu(out, gate, up, n);
 }
 /// \brief In-place exact GELU, 0.5 x (1 + erf(x / sqrt 2)).
-inline void gelu_erf(float* x, std::int64_t n) { LAV2_KERNEL_CALL(gelu_erf, x, n); }
+inline void gelu_erf(float* x, std::int64_t n) { active_kernels().gelu_erf(x, n); }
 /// \brief In-place QuickGELU, x * sigmoid(1.702 x).
-inline void quick_gelu(float* x, std::int64_t n) { LAV2_KERNEL_CALL(quick_gelu, x, n); }
+inline void quick_gelu(float* x, std::int64_t n) { active_kernels().quick_gelu(x, n); }
 /// \brief sum_i a[i] * b[i].
-inline float dot(const float* a, const float* b, std::int64_t n) { return LAV2_KERNEL_CALL(dot, a, b, n); }
+inline float dot(const float* a, const float* b, std::int64_t n) { return active_kernels().dot(a, b, n); }
 /// \brief y += a * x.
-inline void axpy(float* y, float a, const float* x, std::int64_t n) { LAV2_KERNEL_CALL(axpy, y, a, x, n); }
+inline void axpy(float* y, float a, const float* x, std::int64_t n) { active_kernels().axpy(y, a, x, n); }
 /// \brief y += x.
-inline void add(float* y, const float* x, std::int64_t n) { LAV2_KERNEL_CALL(add, y, x, n); }
+inline void add(float* y, const float* x, std::int64_t n) { active_kernels().add(y, x, n); }
 
 /// \brief One attention head over a KV cache: out = softmax(scale * q · k_j) · v.
 /// Row j of k / v is at k + j*kv_stride / v + j*kv_stride; `scratch` is (n_keys).
@@ -113,33 +223,31 @@ inline void add(float* y, const float* x, std::int64_t n) { LAV2_KERNEL_CALL(add
 template <class KV>
 inline void attention_head(float* out, const float* q, const KV* k, const KV* v, std::int64_t n_keys,
                            std::int64_t head_dim, std::int64_t kv_stride, float scale, float* scratch) {
-  LAV2_KERNEL_CALL(attention_head, out, q, k, v, n_keys, head_dim, kv_stride, scale, scratch);
+  active_kernels().attention<KV>()(out, q, k, v, n_keys, head_dim, kv_stride, scale, scratch);
 }
 /// \brief The gated adapter step: out += gate * softmax(scale * q · ka_j) · va, with `gate` the
 /// finished per-head factor (tanh(g) * new_gate, or g for V1). `scratch` is (n_prompts).
 inline void adapter_attention_head(float* out, const float* q, const float* ka, const float* va, std::int64_t n_prompts,
                                    std::int64_t head_dim, std::int64_t kv_stride, float scale, float gate,
                                    float* scratch) {
-  LAV2_KERNEL_CALL(adapter_attention_head, out, q, ka, va, n_prompts, head_dim, kv_stride, scale, gate, scratch);
+  active_kernels().adapter_attention_head(out, q, ka, va, n_prompts, head_dim, kv_stride, scale, gate, scratch);
 }
 
 /// \brief Exact f16 -> f32 of (n) values.
 inline void convert_f16_to_f32(float* out, const f16_t* in, std::int64_t n) {
-  LAV2_KERNEL_CALL(convert_f16_to_f32, out, in, n);
+  active_kernels().convert_f16_to_f32(out, in, n);
 }
 /// \brief f32 -> f16, round to nearest even.
 inline void convert_f32_to_f16(f16_t* out, const float* in, std::int64_t n) {
-  LAV2_KERNEL_CALL(convert_f32_to_f16, out, in, n);
+  active_kernels().convert_f32_to_f16(out, in, n);
 }
 /// \brief Exact bf16 -> f32.
 inline void convert_bf16_to_f32(float* out, const bf16_t* in, std::int64_t n) {
-  LAV2_KERNEL_CALL(convert_bf16_to_f32, out, in, n);
+  active_kernels().convert_bf16_to_f32(out, in, n);
 }
 /// \brief f32 -> bf16, round to nearest even.
 inline void convert_f32_to_bf16(bf16_t* out, const float* in, std::int64_t n) {
-  LAV2_KERNEL_CALL(convert_f32_to_bf16, out, in, n);
+  active_kernels().convert_f32_to_bf16(out, in, n);
 }
 
 }  // namespace lav2::kernels
-
-#undef LAV2_KERNEL_CALL

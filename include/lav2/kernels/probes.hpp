@@ -1,11 +1,11 @@
 // Machine probes: the two ceilings every lav2 performance figure is quoted against.
 //
 // - stream: the pool's threads sum one large float array (1 GiB by default, far beyond any cache)
-//   with 256-bit loads (AVX; the widest batch below that on other targets), four accumulators per
+//   with the active kernel level's batches (KernelTable::stream_sum), four accumulators per
 //   thread; the best of `passes` passes, in GB/s (1e9 bytes/s). This is the rate at which weights
 //   can come from DRAM: a memory-bound matvec can at best read its weights at this rate.
 // - FMA peak: every pool thread runs kFmaChains independent FMA dependency chains on
-//   xsimd::default_arch batches (the same width the kernels use), enough to cover FMA latency x
+//   the active level's batches (KernelTable::fma_chains, the same width the kernels use), enough to cover FMA latency x
 //   throughput on current cores (4 cycles x 2 ports = 8 in flight); in GFLOP/s, an FMA counting
 //   2 flops per lane. A compute-bound GEMM can at best reach this.
 // Both are defined once here so `lav2 bench`, benchmarks/ and docs quote the same numbers.
@@ -20,23 +20,11 @@
 
 #include "lav2/core/aligned_alloc.hpp"
 #include "lav2/core/thread_pool.hpp"
-#include "lav2/kernels/simd/arch.hpp"
+#include "lav2/kernels/dispatch.hpp"
 
 namespace lav2::kernels::probes {
 
-/// Independent FMA chains per thread in fma_peak_gflops: at least 10, enough to cover the FMA
-/// latency on every port of current x86 cores.
-inline constexpr int kFmaChains = 12;
-
 namespace detail {
-#if defined(__AVX2__)
-using StreamBatch = xsimd::batch<float, xsimd::avx2>;
-#elif defined(__AVX__)
-using StreamBatch = xsimd::batch<float, xsimd::avx>;
-#else
-using StreamBatch = xsimd::batch<float>;
-#endif
-
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -81,8 +69,7 @@ class StreamBuffer {
 /// \brief Best-of-`passes` read bandwidth of `buf` over all pool threads, in GB/s.
 /// `checksum`, if given, receives the sum (so the reads cannot be optimised away).
 inline double stream_gbps(ThreadPool& pool, const StreamBuffer& buf, int passes = 5, double* checksum = nullptr) {
-  using B = detail::StreamBatch;
-  constexpr std::size_t kLanes = B::size;
+  const auto sum = active_kernels().stream_sum;
   const std::int64_t n_threads = pool.size();
   const std::int64_t blocks = std::int64_t(buf.size() / 64);  // 64-float blocks split over threads
   std::vector<double> sums(std::size_t(n_threads), 0.0);
@@ -90,16 +77,7 @@ inline double stream_gbps(ThreadPool& pool, const StreamBuffer& buf, int passes 
   for (int p = 0; p < passes; ++p) {
     const double s = detail::time_on_all_threads(pool, [&](std::int64_t t) {
       const auto [lo, hi] = ThreadPool::chunk_range(blocks, n_threads, t);
-      const float* x = buf.data() + lo * 64;
-      const float* end = buf.data() + hi * 64;
-      B a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
-      for (; x < end; x += 4 * kLanes) {
-        a0 += B::load_aligned(x);
-        a1 += B::load_aligned(x + kLanes);
-        a2 += B::load_aligned(x + 2 * kLanes);
-        a3 += B::load_aligned(x + 3 * kLanes);
-      }
-      sums[std::size_t(t)] = xsimd::hadd((a0 + a1) + (a2 + a3));
+      sums[std::size_t(t)] = sum(buf.data() + lo * 64, (hi - lo) * 64);
     });
     best = std::min(best, s);
   }
@@ -117,31 +95,22 @@ inline double stream_gbps(ThreadPool& pool, std::size_t bytes = std::size_t(1) <
 }
 
 /// \brief Best-of-`passes` FMA throughput of all pool threads, in GFLOP/s: each thread runs
-/// kFmaChains independent chains of `iterations` FMAs on default_arch batches.
+/// kFmaChains independent chains of `iterations` FMAs on the active level's batches.
 inline double fma_peak_gflops(ThreadPool& pool, std::int64_t iterations = 20'000'000, int passes = 5,
                               double* checksum = nullptr) {
-  using B = xsimd::batch<float>;
+  const KernelTable& k = active_kernels();
   std::vector<float> sums(std::size_t(pool.size()), 0.0f);
   double best = 1e30;
   for (int p = 0; p < passes; ++p) {
-    const double s = detail::time_on_all_threads(pool, [&](std::int64_t t) {
-      B acc[kFmaChains];
-      for (int c = 0; c < kFmaChains; ++c) acc[c] = B(float(c) * 1e-3f);
-      const B mul(0.999999f), add(1e-6f);
-      for (std::int64_t i = 0; i < iterations; ++i) {
-        for (int c = 0; c < kFmaChains; ++c) acc[c] = xsimd::fma(acc[c], mul, add);
-      }
-      B total(0.0f);
-      for (int c = 0; c < kFmaChains; ++c) total += acc[c];
-      sums[std::size_t(t)] = xsimd::hadd(total);
-    });
+    const double s =
+        detail::time_on_all_threads(pool, [&](std::int64_t t) { sums[std::size_t(t)] = k.fma_chains(iterations); });
     best = std::min(best, s);
   }
   if (checksum) {
     *checksum = 0;
     for (float v : sums) *checksum += v;
   }
-  const double flops = 2.0 * double(B::size) * double(kFmaChains) * double(iterations) * double(pool.size());
+  const double flops = 2.0 * double(k.float_lanes) * double(kFmaChains) * double(iterations) * double(pool.size());
   return flops / best / 1e9;
 }
 

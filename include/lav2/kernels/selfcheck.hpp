@@ -1,6 +1,7 @@
 // Self-check: runs every kernel of a table against the scalar reference on random data and
-// reports max |tested - reference| next to its tolerance. `lav2 selfcheck` runs the SIMD table;
-// tests pass a table with one deliberately broken kernel to show the check catches it.
+// reports max |tested - reference| next to its tolerance. `lav2 selfcheck` runs it for every
+// kernel level this CPU supports (dispatch.hpp's available_isas); tests pass a table with one
+// deliberately broken kernel to show the check catches it.
 #pragma once
 
 #include <algorithm>
@@ -11,123 +12,14 @@
 #include <vector>
 
 #include "lav2/core/thread_pool.hpp"
-#include "lav2/kernels/ref/matmul.hpp"
-#include "lav2/kernels/ref/ops.hpp"
-#include "lav2/kernels/simd/convert.hpp"
-#include "lav2/kernels/simd/matmul.hpp"
-#include "lav2/kernels/simd/ops.hpp"
+#include "lav2/kernels/kernel_table.hpp"
+#include "lav2/kernels/ref/ref_table.hpp"
 #include "lav2/tensor/dtype.hpp"
 
 namespace lav2::kernels::check {
 
-/// \brief One function pointer per kernel, with the signatures of dispatch.hpp.
-struct KernelTable {
-  template <class W>
-  using MatmulFn = void (*)(ThreadPool&, float*, const float*, const W*, std::int64_t, std::int64_t, std::int64_t);
-  float (*dot)(const float*, const float*, std::int64_t);
-  void (*axpy)(float*, float, const float*, std::int64_t);
-  void (*add)(float*, const float*, std::int64_t);
-  void (*rmsnorm)(float*, const float*, const float*, std::int64_t, float);
-  void (*layernorm)(float*, const float*, const float*, const float*, std::int64_t, float);
-  void (*rope_interleaved)(float*, std::int64_t, const float*, const float*);
-  void (*softmax)(float*, std::int64_t);
-  void (*silu)(float*, std::int64_t);
-  void (*swiglu)(float*, const float*, const float*, std::int64_t);
-  void (*gelu_erf)(float*, std::int64_t);
-  void (*quick_gelu)(float*, std::int64_t);
-  void (*attention_head)(float*, const float*, const float*, const float*, std::int64_t, std::int64_t, std::int64_t,
-                         float, float*);
-  void (*adapter_attention_head)(float*, const float*, const float*, const float*, std::int64_t, std::int64_t,
-                                 std::int64_t, float, float, float*);
-  MatmulFn<float> matmul_f32;
-  MatmulFn<f16_t> matmul_f16;
-  MatmulFn<bf16_t> matmul_bf16;
-  void (*convert_f16_to_f32)(float*, const f16_t*, std::int64_t);
-  void (*convert_f32_to_f16)(f16_t*, const float*, std::int64_t);
-  void (*convert_bf16_to_f32)(float*, const bf16_t*, std::int64_t);
-  void (*convert_f32_to_bf16)(bf16_t*, const float*, std::int64_t);
-  void (*attention_head_f16kv)(float*, const float*, const f16_t*, const f16_t*, std::int64_t, std::int64_t,
-                               std::int64_t, float, float*);
-};
-
-/// \brief The scalar reference kernels.
-inline KernelTable ref_table() {
-  // ref::matmul without its epilogue argument (a default argument does not survive decay).
-  KernelTable::MatmulFn<float> mm_f32 = [](ThreadPool& p, float* o, const float* x, const float* w, std::int64_t M,
-                                           std::int64_t N, std::int64_t K) { ref::matmul(p, o, x, w, M, N, K); };
-  KernelTable::MatmulFn<f16_t> mm_f16 = [](ThreadPool& p, float* o, const float* x, const f16_t* w, std::int64_t M,
-                                           std::int64_t N, std::int64_t K) { ref::matmul(p, o, x, w, M, N, K); };
-  KernelTable::MatmulFn<bf16_t> mm_bf16 = [](ThreadPool& p, float* o, const float* x, const bf16_t* w, std::int64_t M,
-                                             std::int64_t N, std::int64_t K) { ref::matmul(p, o, x, w, M, N, K); };
-  return {ref::dot<float>,
-          ref::axpy<float>,
-          ref::add,
-          ref::rmsnorm,
-          ref::layernorm,
-          ref::rope_interleaved,
-          ref::softmax,
-          ref::silu,
-          ref::swiglu,
-          ref::gelu_erf,
-          ref::quick_gelu,
-          ref::attention_head<float>,
-          ref::adapter_attention_head,
-          mm_f32,
-          mm_f16,
-          mm_bf16,
-          ref::convert_f16_to_f32,
-          ref::convert_f32_to_f16,
-          ref::convert_bf16_to_f32,
-          ref::convert_f32_to_bf16,
-          ref::attention_head<f16_t>};
-}
-
-namespace detail {
-// Adapts a simd functor to a plain function: simd_fn<F>::call(args...) = F{}(default_arch, args...).
-template <class F>
-struct simd_fn {
-  template <class... Args>
-  static auto call(Args... args) {
-    return F{}(xsimd::default_arch{}, args...);
-  }
-};
-}  // namespace detail
-
-/// \brief The xsimd kernels for xsimd::default_arch.
-inline KernelTable simd_table() {
-  using namespace simd;
-  using detail::simd_fn;
-  KernelTable t{};
-  t.dot = simd_fn<dot_fn>::call<const float*, const float*, std::int64_t>;
-  t.axpy = simd_fn<axpy_fn>::call<float*, float, const float*, std::int64_t>;
-  t.add = simd_fn<add_fn>::call<float*, const float*, std::int64_t>;
-  t.rmsnorm = simd_fn<rmsnorm_fn>::call<float*, const float*, const float*, std::int64_t, float>;
-  t.layernorm = simd_fn<layernorm_fn>::call<float*, const float*, const float*, const float*, std::int64_t, float>;
-  t.rope_interleaved = simd_fn<rope_interleaved_fn>::call<float*, std::int64_t, const float*, const float*>;
-  t.softmax = simd_fn<softmax_fn>::call<float*, std::int64_t>;
-  t.silu = simd_fn<silu_fn>::call<float*, std::int64_t>;
-  t.swiglu = simd_fn<swiglu_fn>::call<float*, const float*, const float*, std::int64_t>;
-  t.gelu_erf = simd_fn<gelu_erf_fn>::call<float*, std::int64_t>;
-  t.quick_gelu = simd_fn<quick_gelu_fn>::call<float*, std::int64_t>;
-  t.attention_head = simd_fn<attention_head_fn>::call<float*, const float*, const float*, const float*, std::int64_t,
-                                                      std::int64_t, std::int64_t, float, float*>;
-  t.attention_head_f16kv = simd_fn<attention_head_fn>::call<float*, const float*, const f16_t*, const f16_t*,
-                                                            std::int64_t, std::int64_t, std::int64_t, float, float*>;
-  t.adapter_attention_head =
-      simd_fn<adapter_attention_head_fn>::call<float*, const float*, const float*, const float*, std::int64_t,
-                                               std::int64_t, std::int64_t, float, float, float*>;
-  t.matmul_f32 = [](ThreadPool& p, float* o, const float* x, const float* w, std::int64_t M, std::int64_t N,
-                    std::int64_t K) { matmul_fn{}(xsimd::default_arch{}, p, o, x, w, M, N, K); };
-  t.matmul_f16 = [](ThreadPool& p, float* o, const float* x, const f16_t* w, std::int64_t M, std::int64_t N,
-                    std::int64_t K) { matmul_fn{}(xsimd::default_arch{}, p, o, x, w, M, N, K); };
-  t.matmul_bf16 = [](ThreadPool& p, float* o, const float* x, const bf16_t* w, std::int64_t M, std::int64_t N,
-                     std::int64_t K) { matmul_fn{}(xsimd::default_arch{}, p, o, x, w, M, N, K); };
-  t.convert_f16_to_f32 = simd_fn<convert_f16_to_f32_fn>::call<float*, const f16_t*, std::int64_t>;
-  t.convert_f32_to_f16 = simd_fn<convert_f32_to_f16_fn>::call<f16_t*, const float*, std::int64_t>;
-  t.convert_bf16_to_f32 = simd_fn<convert_bf16_to_f32_fn>::call<float*, const bf16_t*, std::int64_t>;
-  t.convert_f32_to_bf16 = simd_fn<convert_f32_to_bf16_fn>::call<bf16_t*, const float*, std::int64_t>;
-  return t;
-}
+/// \brief The scalar reference table (ref/ref_table.hpp).
+inline const KernelTable& ref_table() { return ref::ref_table(); }
 
 // ---- helpers shared with the tests ------------------------------------------------------------
 
@@ -222,8 +114,8 @@ Result check_matmul(const char* name, KernelTable::MatmulFn<W> tested, KernelTab
   const std::vector<float> x = random_vector(M * K, seed);
   const std::vector<W> w = random_weights<W>(N * K, seed + 1);
   std::vector<float> got(std::size_t(M * N)), want(std::size_t(M * N));
-  tested(pool, got.data(), x.data(), w.data(), M, N, K);
-  reference(pool, want.data(), x.data(), w.data(), M, N, K);
+  tested(pool, got.data(), x.data(), w.data(), M, N, K, Epilogue{});
+  reference(pool, want.data(), x.data(), w.data(), M, N, K, Epilogue{});
   return compare_matmul(name, got.data(), want.data(), x.data(), w.data(), M, N, K);
 }
 }  // namespace detail

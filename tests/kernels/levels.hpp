@@ -1,0 +1,38 @@
+// The kernel tests run every SIMD level this CPU supports (dispatch.hpp's available_isas): each
+// test body is a lambda over the level's KernelTable `L`, with the level in every failure message.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cstdint>
+
+#include <lav2/kernels/dispatch.hpp>
+
+namespace lav2::kernels::test {
+
+/// \brief Calls f(table) for each SIMD level this program has and this CPU runs (not ref).
+template <class F>
+void for_each_level(F&& f) {
+  for (Isa isa : available_isas()) {
+    if (isa == Isa::ref) continue;
+    const KernelTable& L = table_for(isa);
+    INFO("kernel level ", isa_name(isa), " (", L.arch_name, ")");
+    f(L);
+  }
+}
+
+/// \brief The level's matmul for weights W, with the dispatch API's default epilogue.
+template <class W>
+void level_matmul(const KernelTable& L, ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M,
+                  std::int64_t N, std::int64_t K, Epilogue ep = {}) {
+  L.matmul<W>()(pool, out, x, w, M, N, K, ep);
+}
+
+/// \brief The level's attention head over a float or f16 KV cache.
+template <class KV>
+void level_attention(const KernelTable& L, float* out, const float* q, const KV* k, const KV* v, std::int64_t n_keys,
+                     std::int64_t head_dim, std::int64_t kv_stride, float scale, float* scratch) {
+  L.attention<KV>()(out, q, k, v, n_keys, head_dim, kv_stride, scale, scratch);
+}
+
+}  // namespace lav2::kernels::test
