@@ -116,10 +116,12 @@ void run_image(const std::string& preset, int model_dim, lav2::ThreadPool& pool,
 
 int run_bench(const BenchArgs& a) {
   using namespace lav2;
-  if (a.dtype == "q8_0" || a.dtype == "q4_0")
-    LAV2_THROW(input_error, "--dtype ", a.dtype,
-               ": quantised weights are not in this build yet (use f16, bf16 or f32)");
-  if (a.dtype != "f16" && a.dtype != "bf16" && a.dtype != "f32")
+  DType dtype = DType::f32;
+  if (a.dtype == "f16") dtype = DType::f16;
+  else if (a.dtype == "bf16") dtype = DType::bf16;
+  else if (a.dtype == "q8_0") dtype = DType::q8_0;
+  else if (a.dtype == "q4_0") dtype = DType::q4_0;
+  else if (a.dtype != "f32")
     LAV2_THROW(input_error, "--dtype '", a.dtype, "' is not one of f16, bf16, f32, q8_0, q4_0");
   model::LlamaConfig c = model::preset_config(a.preset);
   if (a.layers > 0) c.n_layers = a.layers;
@@ -134,8 +136,7 @@ int run_bench(const BenchArgs& a) {
   out["gen_tokens"] = a.gen_tokens;
   out["kernel_arch"] = kernels::kernel_arch_name();
   out["isa"] = kernels::isa_name();  // the level chosen at run time (LAV2_ISA or the widest)
-  const std::int64_t bytes_per_weight = a.dtype == "f32" ? 4 : 2;
-  out["weight_bytes_per_token"] = model::decode_weight_bytes(c, bytes_per_weight);
+  out["weight_bytes_per_token"] = model::decode_weight_bytes(c, dtype);
   out["image_encode_s"] = nullptr;
 
   // Probes first, while the model's pages are not yet competing for memory.
@@ -146,7 +147,6 @@ int run_bench(const BenchArgs& a) {
 
   out["adapter"] = a.adapter ? "v2-bias" : "none";
   {
-    const DType dtype = a.dtype == "f16" ? DType::f16 : a.dtype == "bf16" ? DType::bf16 : DType::f32;
     const model::AdapterSpec spec = a.adapter ? model::random_adapter_spec(c) : model::AdapterSpec{};
     const auto m = model::random_llama(c, dtype, pool, 1, 0.02f, spec);
     const Tensor<float> query = a.adapter ? random_visual_query(a.preset, c.dim, pool) : Tensor<float>();
@@ -179,7 +179,9 @@ const lav2::cli::CommandRegistrar kRegister{
       sub.add_option("--random-model", a->preset, "preset shapes: 7b | tiny")->required();
       sub.add_option("--layers", a->layers, "override the number of layers (e.g. 2 for a quick 7B-shaped run)")
           ->check(CLI::Range(1, 1024));
-      sub.add_option("--dtype", a->dtype, "weight dtype: f16 | bf16 | f32 (q8_0, q4_0 later)");
+      sub.add_option(
+          "--dtype", a->dtype,
+          "weight dtype of the frozen linears: f16 | bf16 | f32 | q8_0 | q4_0 (the random f32 values quantised)");
       sub.add_option("--threads", a->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
       sub.add_option("--prompt-tokens", a->prompt_tokens, "prompt length for prefill")->check(CLI::Range(1, 65536));
       sub.add_option("--gen-tokens", a->gen_tokens, "decode steps")->check(CLI::Range(0, 65536));

@@ -12,6 +12,7 @@
 
 #include "lav2/tensor/dtype.hpp"
 #include "lav2/tensor/mat_ptr.hpp"
+#include "lav2/tensor/quant.hpp"
 #include "lav2/tensor/random_fill.hpp"
 #include "lav2/tensor/shape.hpp"
 #include "lav2/tensor/tensor.hpp"
@@ -48,6 +49,7 @@
 #include "lav2/kernels/kernel_table.hpp"
 #include "lav2/kernels/probes.hpp"
 #include "lav2/kernels/ref/matmul.hpp"
+#include "lav2/kernels/ref/matmul_quant.hpp"
 #include "lav2/kernels/ref/ops.hpp"
 #include "lav2/kernels/ref/ref_table.hpp"
 #include "lav2/kernels/selfcheck.hpp"
@@ -57,6 +59,7 @@
 #include "lav2/kernels/simd/matmul.hpp"
 #include "lav2/kernels/simd/ops.hpp"
 #include "lav2/kernels/simd/probe_loops.hpp"
+#include "lav2/kernels/simd/quant_matvec.hpp"
 #include "lav2/kernels/simd/simd_table.hpp"
 
 #include "lav2/model/adapter_spec.hpp"

@@ -37,11 +37,13 @@ bool have_qemu() {
 
 // Greedy generation of the golden alpaca prompt; checks the token ids against the golden ones.
 void check_golden_generation(const std::string& launcher) {
-  const fs::path dump = fs::temp_directory_path() / ("lav2_emulated_" + std::to_string(std::hash<std::string>{}(launcher)));
+  const fs::path dump =
+      fs::temp_directory_path() / ("lav2_emulated_" + std::to_string(std::hash<std::string>{}(launcher)));
   fs::remove_all(dump);
   const auto r = run_cli("generate --llama-dir " + shell_quote(kTiny) +
                              " --prompt 'Tell me about alpacas.' --temperature 0 --max-new-tokens 24 --threads 2"
-                             " --dump " + shell_quote(dump.string()),
+                             " --dump " +
+                             shell_quote(dump.string()),
                          launcher);
   INFO(launcher, ": ", r.out);
   REQUIRE(r.code == 0);

@@ -62,7 +62,9 @@ inline const char* npy_descr(DType t) {
     case DType::i8: return "|i1";
     case DType::u8: return "|u1";
     case DType::boolean: return "|b1";
-    case DType::bf16: return nullptr;
+    case DType::bf16:  // no numpy type
+    case DType::q8_0:
+    case DType::q4_0: return nullptr;
   }
   return nullptr;
 }

@@ -42,7 +42,7 @@ inline CpuFeatures read_cpu_features() {
     unsigned hi = 0;
     __asm__ volatile("xgetbv" : "=a"(xcr0), "=d"(hi) : "c"(0));
   }
-  const bool ymm_saved = (xcr0 & 0x6) == 0x6;   // SSE and AVX state
+  const bool ymm_saved = (xcr0 & 0x6) == 0x6;    // SSE and AVX state
   const bool zmm_saved = (xcr0 & 0xE6) == 0xE6;  // + opmask, ZMM_Hi256, Hi16_ZMM
   unsigned b7 = 0;
   if (__get_cpuid_count(7, 0, &a, &b7, &c, &d)) {

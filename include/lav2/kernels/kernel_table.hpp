@@ -14,6 +14,7 @@
 #include "lav2/core/thread_pool.hpp"
 #include "lav2/kernels/epilogue.hpp"
 #include "lav2/tensor/dtype.hpp"
+#include "lav2/tensor/quant.hpp"
 
 namespace lav2::kernels {
 
@@ -68,6 +69,8 @@ struct KernelTable {
   MatmulFn<float> matmul_f32;
   MatmulFn<f16_t> matmul_f16;
   MatmulFn<bf16_t> matmul_bf16;
+  MatmulFn<BlockQ8_0> matmul_q8_0;  ///< decode: q8_0 activations, integer dots; prefill: dequantised GEMM
+  MatmulFn<BlockQ4_0> matmul_q4_0;
   void (*convert_f16_to_f32)(float*, const f16_t*, std::int64_t);
   void (*convert_f32_to_f16)(f16_t*, const float*, std::int64_t);
   void (*convert_bf16_to_f32)(float*, const bf16_t*, std::int64_t);
@@ -83,7 +86,9 @@ struct KernelTable {
   MatmulFn<W> matmul() const {
     if constexpr (std::is_same_v<W, float>) return matmul_f32;
     else if constexpr (std::is_same_v<W, f16_t>) return matmul_f16;
-    else return matmul_bf16;
+    else if constexpr (std::is_same_v<W, bf16_t>) return matmul_bf16;
+    else if constexpr (std::is_same_v<W, BlockQ8_0>) return matmul_q8_0;
+    else return matmul_q4_0;
   }
   template <class KV>
   AttentionFn<KV> attention() const {

@@ -15,6 +15,7 @@
 #include "lav2/kernels/kernel_table.hpp"
 #include "lav2/kernels/ref/ref_table.hpp"
 #include "lav2/tensor/dtype.hpp"
+#include "lav2/tensor/quant.hpp"
 
 namespace lav2::kernels::check {
 
@@ -117,6 +118,33 @@ Result check_matmul(const char* name, KernelTable::MatmulFn<W> tested, KernelTab
   tested(pool, got.data(), x.data(), w.data(), M, N, K, Epilogue{});
   reference(pool, want.data(), x.data(), w.data(), M, N, K, Epilogue{});
   return compare_matmul(name, got.data(), want.data(), x.data(), w.data(), M, N, K);
+}
+/// The quantised matmul (K a multiple of 32): weights quantised from random f32, bounded as
+/// compare_matmul does with the dequantised weights and, on the decode path (M <
+/// kQuantGemmMinRows, q8_0 activations), the dequantised activations: both sides then compute
+/// the same products and differ only in how they sum them.
+template <class Block>
+Result check_matmul_quant(const char* name, KernelTable::MatmulFn<Block> tested, KernelTable::MatmulFn<Block> reference,
+                          ThreadPool& pool, std::int64_t M, std::int64_t N, std::int64_t K, std::uint32_t seed) {
+  const std::int64_t nb = K / kQuantBlock;
+  std::vector<float> x = random_vector(M * K, seed), wf = random_vector(N * K, seed + 1);
+  std::vector<Block> w(std::size_t(N * nb));
+  for (std::int64_t n = 0; n < N; ++n) {
+    if constexpr (std::is_same_v<Block, BlockQ8_0>) quantize_row_q8_0(wf.data() + n * K, w.data() + n * nb, K);
+    else quantize_row_q4_0(wf.data() + n * K, w.data() + n * nb, K);
+    dequantize_row(w.data() + n * nb, wf.data() + n * K, K);
+  }
+  std::vector<float> got(std::size_t(M * N)), want(std::size_t(M * N)), xb = x;
+  tested(pool, got.data(), x.data(), w.data(), M, N, K, Epilogue{});
+  reference(pool, want.data(), x.data(), w.data(), M, N, K, Epilogue{});
+  if (M < kQuantGemmMinRows) {
+    std::vector<BlockQ8_0> xq(static_cast<std::size_t>(nb));
+    for (std::int64_t m = 0; m < M; ++m) {
+      quantize_row_q8_0(x.data() + m * K, xq.data(), K);
+      dequantize_row(xq.data(), xb.data() + m * K, K);
+    }
+  }
+  return compare_matmul(name, got.data(), want.data(), xb.data(), wf.data(), M, N, K);
 }
 }  // namespace detail
 
@@ -224,6 +252,11 @@ inline std::vector<Result> run(const KernelTable& tested, const KernelTable& ref
         detail::check_matmul((path + "f16").c_str(), tested.matmul_f16, reference.matmul_f16, pool, M, N, K, s));
     results.push_back(
         detail::check_matmul((path + "bf16").c_str(), tested.matmul_bf16, reference.matmul_bf16, pool, M, N, K, s));
+    const std::int64_t K32 = std::max<std::int64_t>(K / kQuantBlock, 1) * kQuantBlock;
+    results.push_back(detail::check_matmul_quant((path + "q8_0").c_str(), tested.matmul_q8_0, reference.matmul_q8_0,
+                                                 pool, M, N, K32, s));
+    results.push_back(detail::check_matmul_quant((path + "q4_0").c_str(), tested.matmul_q4_0, reference.matmul_q4_0,
+                                                 pool, M, N, K32, s));
   }
 
   {  // conversions must be bit-exact: compare as f32 after widening with the scalar spec

@@ -15,6 +15,7 @@
 #include "lav2/model/llama_config.hpp"
 #include "lav2/model/llama_model.hpp"
 #include "lav2/model/llama_weights.hpp"
+#include "lav2/tensor/quant.hpp"
 #include "lav2/tensor/random_fill.hpp"
 
 namespace lav2::model {
@@ -46,6 +47,26 @@ const T* random_tensor(const Shape& shape, std::uint64_t salt, float scale, floa
   owned.push_back(std::move(t));
   return p;
 }
+
+/// A new (rows, cols) matrix of q8_0 / q4_0 blocks: the f32 values random_tensor<float> would
+/// make, quantised row by row (tensor/quant.hpp) as `lav2 convert` would; kept in `owned`.
+template <class Block>
+const Block* random_quantized(const Shape& shape, std::uint64_t salt, float scale, ThreadPool& pool,
+                              std::vector<std::shared_ptr<const void>>& owned) {
+  const std::int64_t rows = shape[0], cols = shape[1], nb = cols / kQuantBlock;
+  auto blocks = std::shared_ptr<Block[]>(new Block[std::size_t(rows * nb)]);
+  pool.parallel_for(rows, [&](std::int64_t b, std::int64_t e) {
+    std::vector<float> row(static_cast<std::size_t>(cols));
+    for (std::int64_t r = b; r < e; ++r) {
+      for (std::int64_t i = 0; i < cols; ++i)
+        row[std::size_t(i)] = (2.0f * hash_uniform(salt, std::uint64_t(r * cols + i)) - 1.0f) * scale;
+      if constexpr (std::is_same_v<Block, BlockQ8_0>) quantize_row_q8_0(row.data(), blocks.get() + r * nb, cols);
+      else quantize_row_q4_0(row.data(), blocks.get() + r * nb, cols);
+    }
+  });
+  owned.push_back(blocks);
+  return blocks.get();
+}
 }  // namespace detail
 
 /// \brief A random V2 BIAS adapter for `c`, the released layout at its sizes: prompts in the
@@ -61,7 +82,7 @@ inline AdapterSpec random_adapter_spec(const LlamaConfig& c) {
 }
 
 /// \brief Builds a model of config `c` and variant `spec` with random weights: frozen matrices in
-/// `dtype` (f32, f16 or bf16), uniform in [-scale, scale); norms, scales and new_gate 1; biases,
+/// `dtype` (f32, f16, bf16, or q8_0 / q4_0: the f32 values quantised), uniform in [-scale, scale); norms, scales and new_gate 1; biases,
 /// LoRA and prompts small uniform values; gates uniform in [-1, 1), so the prompt branch is live.
 /// Filled in parallel by `pool`; the same seed gives the same weights.
 inline LlamaModel random_llama(const LlamaConfig& c, DType dtype, ThreadPool& pool, std::uint64_t seed = 1,
@@ -74,8 +95,15 @@ inline LlamaModel random_llama(const LlamaConfig& c, DType dtype, ThreadPool& po
     const std::uint64_t salt = tensor_salt(seed, ++index);
     if constexpr (std::is_same_v<std::decay_t<decltype(slot)>, MatPtr>) {
       const std::int64_t rows = t.shape[0], cols = t.shape[1];
+      if (dtype_block_size(dtype) > 1 && cols % kQuantBlock != 0)
+        LAV2_THROW(input_error, "random model: tensor '", t.name, "' has ", cols, " columns, not a multiple of ",
+                   kQuantBlock, " as ", dtype_name(dtype), " needs");
       const void* p =
-          dtype == DType::f16
+          dtype == DType::q8_0
+              ? static_cast<const void*>(detail::random_quantized<BlockQ8_0>(t.shape, salt, scale, pool, w.owned))
+          : dtype == DType::q4_0
+              ? static_cast<const void*>(detail::random_quantized<BlockQ4_0>(t.shape, salt, scale, pool, w.owned))
+          : dtype == DType::f16
               ? static_cast<const void*>(detail::random_tensor<f16_t>(t.shape, salt, scale, 0, pool, w.owned))
           : dtype == DType::bf16
               ? static_cast<const void*>(detail::random_tensor<bf16_t>(t.shape, salt, scale, 0, pool, w.owned))
@@ -91,12 +119,15 @@ inline LlamaModel random_llama(const LlamaConfig& c, DType dtype, ThreadPool& po
   return LlamaModel(c, spec, std::move(w));
 }
 
-/// \brief Bytes of weights one decode step reads: every block matrix, the output matrix and the
-/// norms (one embedding row is negligible and not counted).
-inline std::int64_t decode_weight_bytes(const LlamaConfig& c, std::int64_t bytes_per_weight) {
+/// \brief Bytes of weights one decode step reads: every block matrix, the output matrix (all in
+/// `dtype`) and the norms (one embedding row is negligible and not counted).
+inline std::int64_t decode_weight_bytes(const LlamaConfig& c, DType dtype) {
   const std::int64_t d = c.dim, h = c.hidden_dim;
-  const std::int64_t per_layer = (4 * d * d + 3 * d * h) * bytes_per_weight + 2 * d * 4;
-  return c.n_layers * per_layer + std::int64_t(c.vocab_size) * d * bytes_per_weight + d * 4;
+  const auto bytes = [dtype](std::int64_t rows, std::int64_t cols) {
+    return rows * std::int64_t(dtype_row_bytes(dtype, cols));
+  };
+  const std::int64_t per_layer = 4 * bytes(d, d) + 2 * bytes(h, d) + bytes(d, h) + 2 * d * 4;
+  return c.n_layers * per_layer + bytes(c.vocab_size, d) + d * 4;
 }
 
 }  // namespace lav2::model

@@ -9,6 +9,7 @@
 
 #include "lav2/core/error.hpp"
 #include "lav2/tensor/dtype.hpp"
+#include "lav2/tensor/quant.hpp"
 #include "lav2/tensor/shape.hpp"
 #include "lav2/tensor/tensor.hpp"
 
@@ -20,7 +21,8 @@ struct MatPtr {
   DType dtype = DType::f32;
   const void* data = nullptr;
   std::int64_t rows = 0, cols = 0;
-  std::int64_t stride = 0;  ///< elements between the starts of two rows (>= cols)
+  std::int64_t stride = 0;  ///< elements between the starts of two rows (>= cols; a whole number of
+                            ///< blocks for the quantised dtypes)
 
   MatPtr() = default;
   MatPtr(DType t, const void* p, std::int64_t r, std::int64_t c, std::int64_t s)
@@ -40,10 +42,10 @@ struct MatPtr {
   bool empty() const { return data == nullptr; }
   bool contiguous() const { return stride == cols; }
   Shape shape() const { return Shape{rows, cols}; }
-  std::size_t bytes() const { return std::size_t(rows * stride) * dtype_size(dtype); }
+  std::size_t bytes() const { return std::size_t(rows) * dtype_row_bytes(dtype, stride); }
   /// Row `r` as raw bytes; no bounds check.
   const void* row(std::int64_t r) const {
-    return static_cast<const unsigned char*>(data) + std::size_t(r * stride) * dtype_size(dtype);
+    return static_cast<const unsigned char*>(data) + std::size_t(r) * dtype_row_bytes(dtype, stride);
   }
   /// The data as `T`; throws internal_error if the dtype is another (a caller's bug).
   template <class T>
@@ -54,7 +56,7 @@ struct MatPtr {
   }
 };
 
-/// \brief Widens row `r` of `m` (a float dtype) into out[0, cols): an embedding lookup.
+/// \brief Widens (or dequantises) row `r` of `m` into out[0, cols): an embedding lookup.
 inline void mat_row_to_f32(const MatPtr& m, std::int64_t r, float* out) {
   const void* p = m.row(r);
   switch (m.dtype) {
@@ -67,12 +69,16 @@ inline void mat_row_to_f32(const MatPtr& m, std::int64_t r, float* out) {
     case DType::bf16:
       for (std::int64_t i = 0; i < m.cols; ++i) out[i] = bf16_to_f32(static_cast<const std::uint16_t*>(p)[i]);
       return;
+    case DType::q8_0: return dequantize_row(static_cast<const BlockQ8_0*>(p), out, m.cols);
+    case DType::q4_0: return dequantize_row(static_cast<const BlockQ4_0*>(p), out, m.cols);
     default: break;
   }
   LAV2_THROW(internal_error, "mat_row_to_f32: dtype ", dtype_name(m.dtype), " is not a float type");
 }
 
 /// \brief True for the dtypes kernels::matmul multiplies (the closed list).
-constexpr bool is_matmul_dtype(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
+constexpr bool is_matmul_dtype(DType t) {
+  return t == DType::f32 || t == DType::f16 || t == DType::bf16 || t == DType::q8_0 || t == DType::q4_0;
+}
 
 }  // namespace lav2

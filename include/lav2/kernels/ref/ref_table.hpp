@@ -6,6 +6,7 @@
 
 #include "lav2/kernels/kernel_table.hpp"
 #include "lav2/kernels/ref/matmul.hpp"
+#include "lav2/kernels/ref/matmul_quant.hpp"
 #include "lav2/kernels/ref/ops.hpp"
 
 namespace lav2::kernels::ref {
@@ -50,6 +51,8 @@ inline const KernelTable& ref_table() {
     r.matmul_f32 = matmul<float>;
     r.matmul_f16 = matmul<f16_t>;
     r.matmul_bf16 = matmul<bf16_t>;
+    r.matmul_q8_0 = matmul_quant<BlockQ8_0>;
+    r.matmul_q4_0 = matmul_quant<BlockQ4_0>;
     r.convert_f16_to_f32 = convert_f16_to_f32;
     r.convert_f32_to_f16 = convert_f32_to_f16;
     r.convert_bf16_to_f32 = convert_bf16_to_f32;

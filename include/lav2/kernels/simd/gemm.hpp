@@ -29,6 +29,7 @@
 #include "lav2/kernels/epilogue.hpp"
 #include "lav2/kernels/simd/convert.hpp"
 #include "lav2/tensor/dtype.hpp"
+#include "lav2/tensor/quant.hpp"
 
 namespace lav2::kernels::simd::detail {
 
@@ -305,7 +306,7 @@ inline void store_tile(float* out, std::int64_t N, const float* tile, std::int64
 
 /// Widens (or copies) rows [n_lo, n_lo + rows) x inputs [pc, pc + kc) of w into wide[row][kKc];
 /// rows past N repeat row N-1: computed, never written.
-template <class Arch, class W>
+template <class Arch, class W, std::enable_if_t<!is_quant_block_v<W>, int> = 0>
 inline void widen_block(float* wide, const W* w, std::int64_t N, std::int64_t K, std::int64_t n_lo, std::int64_t rows,
                         std::int64_t pc, std::int64_t kc) {
   constexpr std::int64_t kLanes = GemmShape<Arch>::kLanes, kKc = GemmShape<Arch>::kKc;
@@ -318,8 +319,30 @@ inline void widen_block(float* wide, const W* w, std::int64_t N, std::int64_t K,
   }
 }
 
+/// The same for q8_0 / q4_0 weights (K and pc multiples of 32; `kc` too, but for a last block):
+/// the blocks are dequantised exactly (d * q is exact in f32), so the GEMM multiplies the very
+/// values the file encodes.
+template <class Arch, class Block, std::enable_if_t<is_quant_block_v<Block>, int> = 0>
+inline void widen_block(float* wide, const Block* w, std::int64_t N, std::int64_t K, std::int64_t n_lo,
+                        std::int64_t rows, std::int64_t pc, std::int64_t kc) {
+  constexpr std::int64_t kKc = GemmShape<Arch>::kKc;
+  const std::int64_t nb = K / kQuantBlock;
+  for (std::int64_t row = 0; row < rows; ++row)
+    dequantize_row(w + std::min(n_lo + row, N - 1) * nb + pc / kQuantBlock, wide + row * kKc, kc);
+}
+
+/// Rows [n_begin, n_end) x inputs [k_begin, k_end) of q8_0 / q4_0 weights as a LinePrefetcher.
+template <class Block, std::enable_if_t<is_quant_block_v<Block>, int> = 0>
+inline LinePrefetcher block_prefetcher(const Block* w, std::int64_t K, std::int64_t n_begin, std::int64_t n_end,
+                                       std::int64_t k_begin, std::int64_t k_end) {
+  constexpr std::int64_t kSize = std::int64_t(sizeof(Block));
+  const std::int64_t nb = K / kQuantBlock;
+  return LinePrefetcher(w + n_begin * nb + k_begin / kQuantBlock, (k_end - k_begin) / kQuantBlock * kSize, nb * kSize,
+                        n_end - n_begin);
+}
+
 /// Rows [n_begin, n_end) x inputs [k_begin, k_end) of w as a LinePrefetcher.
-template <class W>
+template <class W, std::enable_if_t<!is_quant_block_v<W>, int> = 0>
 inline LinePrefetcher block_prefetcher(const W* w, std::int64_t K, std::int64_t n_begin, std::int64_t n_end,
                                        std::int64_t k_begin, std::int64_t k_end) {
   constexpr std::int64_t kSize = std::int64_t(sizeof(W));
@@ -345,7 +368,9 @@ void gemm(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t
   const std::int64_t m_panels = (M + kMc - 1) / kMc, n_blocks = (N + kNr - 1) / kNr;
   const std::int64_t chunk = std::min(S::kChunk, n_blocks);
   // K in equal blocks of at most kKc: K = 257 runs as 129 + 128, not 256 + a block of 1.
-  const std::int64_t k_blocks = (K + kKc - 1) / kKc, k_step = (K + k_blocks - 1) / k_blocks;
+  const std::int64_t k_blocks = (K + kKc - 1) / kKc;
+  std::int64_t k_step = (K + k_blocks - 1) / k_blocks;
+  if constexpr (is_quant_block_v<W>) k_step = (k_step + kQuantBlock - 1) / kQuantBlock * kQuantBlock;  // whole blocks
   // A last panel of at most kTailRows rows goes through tail_rows_kernel, which reads x unpacked:
   // only the rows before it are packed.
   const std::int64_t tail_rows = M % kMc != 0 && M % kMc <= kTailRows ? M % kMc : 0;

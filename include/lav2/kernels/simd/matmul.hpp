@@ -27,6 +27,7 @@
 #include "lav2/kernels/epilogue.hpp"
 #include "lav2/kernels/simd/convert.hpp"
 #include "lav2/kernels/simd/gemm.hpp"
+#include "lav2/kernels/simd/quant_matvec.hpp"
 #include "lav2/tensor/dtype.hpp"
 
 namespace lav2::kernels::simd {
@@ -135,21 +136,26 @@ struct matmul_fn {
   void operator()(Arch, ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M, std::int64_t N,
                   std::int64_t K, Epilogue ep = {}) const {
     if (M <= 0 || N <= 0) return;
-    if (M >= detail::kGemmMinRows && K > 0) {
-      detail::gemm<Arch>(pool, out, x, w, M, N, K, ep);
-      return;
+    if constexpr (is_quant_block_v<W>) {  // q8_0 / q4_0: quant_matvec.hpp, or the GEMM on dequantised blocks
+      if (M < kQuantGemmMinRows) detail::quant_matvec<Arch>(pool, out, x, w, M, N, K, ep);
+      else detail::gemm<Arch>(pool, out, x, w, M, N, K, ep);
+    } else {
+      if (M >= detail::kGemmMinRows && K > 0) {
+        detail::gemm<Arch>(pool, out, x, w, M, N, K, ep);
+        return;
+      }
+      // Claimed, not statically split: with weights streaming from DRAM, a thread the OS or the
+      // hypervisor delays would otherwise hold up the call by its whole half. Guided (shrinking)
+      // blocks: every block restarts the prefetch streams, and at 11008x4096 f16 fixed 64-row
+      // blocks read ~5 % slower than blocks that start at a quarter of the rows.
+      pool.parallel_for_guided(
+          N,
+          [&](std::int64_t n_begin, std::int64_t n_end) {
+            for (std::int64_t m = 0; m < M; ++m)
+              detail::matvec_range<Arch>(out + m * N, x + m * K, w, K, n_begin, n_end, ep);
+          },
+          kMatvecGrain);
     }
-    // Claimed, not statically split: with weights streaming from DRAM, a thread the OS or the
-    // hypervisor delays would otherwise hold up the call by its whole half. Guided (shrinking)
-    // blocks: every block restarts the prefetch streams, and at 11008x4096 f16 fixed 64-row
-    // blocks read ~5 % slower than blocks that start at a quarter of the rows.
-    pool.parallel_for_guided(
-        N,
-        [&](std::int64_t n_begin, std::int64_t n_end) {
-          for (std::int64_t m = 0; m < M; ++m)
-            detail::matvec_range<Arch>(out + m * N, x + m * K, w, K, n_begin, n_end, ep);
-        },
-        kMatvecGrain);
   }
 };
 

@@ -8,9 +8,10 @@
 // functions that are not (the scalar reference, dtype conversions, the thread pool, the standard
 // library) are also compiled into the program's baseline objects and into the SSE2 unit, and the
 // helper links the units after the program's objects, SSE2 first: the linker keeps the first copy
-// of an inline function it sees, so the program never calls an AVX copy of one. The tests check
-// both halves: test_kernel_units (no non-architecture weak symbol of an AVX unit that the SSE2 unit
-// lacks) and the emulated-CPU runs of tests/cli (qemu-x86_64 -cpu Nehalem / Haswell).
+// of an inline function it sees, so the program never calls an AVX copy of one. (One that only
+// the AVX units define is called only from AVX code.) Tests: baseline_code
+// (tests/kernels/check_baseline_code.sh: no function that a baseline object defines holds AVX
+// code in the linked binary) and the emulated-CPU runs of tests/cli/test_emulated_cpus.cpp.
 #pragma once
 
 #ifndef LAV2_KERNEL_UNIT
@@ -31,10 +32,10 @@ const KernelTable& sse2_table() {
   return t;
 }
 #elif LAV2_KERNEL_UNIT == 2
-static_assert(std::is_same_v<xsimd::default_arch, xsimd::fma3<xsimd::avx2>>,
+static_assert(std::is_same_v<xsimd::default_arch, xsimd::fma3<xsimd::avx2> >,
               "the AVX2 unit is compiled with -mavx2 -mfma -mf16c");
 const KernelTable& avx2_table() {
-  static const KernelTable t = simd::make_simd_table<xsimd::fma3<xsimd::avx2>>(Isa::avx2);
+  static const KernelTable t = simd::make_simd_table<xsimd::fma3<xsimd::avx2> >(Isa::avx2);
   return t;
 }
 #elif LAV2_KERNEL_UNIT == 3
