@@ -3,13 +3,14 @@
 # (clang-14) into build-asan/ and runs them, the regression corpus (tests/corpus) included; then the
 # concurrency test under ThreadSanitizer (build-tsan/). Any sanitizer report fails the run
 # (-fno-sanitize-recover, halt_on_error).
-# The model and kernels areas are left to the normal build, to keep this job short; the cli area
-# needs the lav2 binary (its hostile-input tests run in scripts/test.sh). The text area's one case that runs the lav2 binary is skipped here.
-#   scripts/sanitize.sh [areas...]     default: core io text vision corpus
+# Every area but cli, which needs the lav2 binary (its hostile-input tests run in scripts/test.sh);
+# the text area's one case that runs the lav2 binary is skipped here. The kernels area runs every
+# kernel level this CPU has; with model it adds about 2.5 minutes on 2 cores (build and run).
+#   scripts/sanitize.sh [areas...]     default: core io text vision corpus kernels model
 set -euo pipefail
 cd "$(dirname "$0")/.."
 areas=("$@")
-((${#areas[@]})) || areas=(core io text vision corpus)
+((${#areas[@]})) || areas=(core io text vision corpus kernels model)
 out=build-asan
 flags="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 list=$(IFS=';'; echo "${areas[*]}")
