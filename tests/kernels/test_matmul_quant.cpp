@@ -43,8 +43,8 @@ TEST_CASE("q8_0 and q4_0 blocks hold ggml's values") {
   std::vector<float> y(32);
   dequantize_row_q4_0(&b4, y.data(), 32);
   CHECK(y == x);
-  CHECK((b4.qs[0] & 15) == 0);  // -8 -> 0
-  CHECK((b4.qs[0] >> 4) == 0);  // value 16 is also -8
+  CHECK((b4.qs[0] & 15) == 0);                                            // -8 -> 0
+  CHECK((b4.qs[0] >> 4) == 0);                                            // value 16 is also -8
   for (int j = 0; j < 32; ++j) x[std::size_t(j)] = float(j - 16) * 0.5f;  // amax 8 -> d = 8/127
   BlockQ8_0 b8;
   quantize_row_q8_0(x.data(), &b8, 32);
@@ -92,8 +92,8 @@ TEST_CASE_TEMPLATE("quantised matmul: every level against the reference, both pa
                             std::array<std::int64_t, 3>{4, 30, 800}, std::array<std::int64_t, 3>{13, 70, 544},
                             std::array<std::int64_t, 3>{64, 64, 4096}}) {
       const std::int64_t M = mnk[0], N = mnk[1], K = mnk[2];
-      const auto r = check::detail::check_matmul_quant<Block>("quant", L.matmul<Block>(), R.matmul<Block>(), pool, M,
-                                                              N, K, 91);
+      const auto r =
+          check::detail::check_matmul_quant<Block>("quant", L.matmul<Block>(), R.matmul<Block>(), pool, M, N, K, 91);
       INFO("M=", M, " N=", N, " K=", K, " error/bound=", r.max_diff);
       CHECK(r.ok());
     }

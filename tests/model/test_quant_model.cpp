@@ -38,9 +38,11 @@ TEST_CASE("q8_0 and q4_0 models follow the f32 model's logits") {
   for (const DType dt : {DType::q8_0, DType::q4_0}) {
     const auto q = run(model::random_llama(c, dt, pool, 3, 0.05f), pool);
     for (int path = 0; path < 2; ++path) {
-      const double scale = lav2::test::max_abs(f32[std::size_t(path)].data(), std::int64_t(f32[std::size_t(path)].size()));
+      const double scale =
+          lav2::test::max_abs(f32[std::size_t(path)].data(), std::int64_t(f32[std::size_t(path)].size()));
       const double err = lav2::test::max_abs_diff(q[std::size_t(path)], f32[std::size_t(path)]);
-      INFO(std::string(dtype_name(dt)), std::string(path ? " decode" : " prefill"), ": max|diff| = ", err, ", max|logit| = ", scale);
+      INFO(std::string(dtype_name(dt)), std::string(path ? " decode" : " prefill"), ": max|diff| = ", err,
+           ", max|logit| = ", scale);
       // q8_0 keeps ~2-3 significant digits, q4_0 about one; both stay well under the logits' range.
       CHECK(err <= (dt == DType::q8_0 ? 0.03 : 0.3) * scale);
       CHECK(err > 0.0);  // the quantised kernels really ran

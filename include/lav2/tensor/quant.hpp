@@ -29,7 +29,7 @@ struct BlockQ8_0 {
   std::int8_t q[kQuantBlock];
 };
 struct BlockQ4_0 {
-  std::uint16_t d;                    ///< f16 scale
+  std::uint16_t d;                   ///< f16 scale
   std::uint8_t qs[kQuantBlock / 2];  ///< low nibble: value j, high nibble: value j + 16
 };
 static_assert(sizeof(BlockQ8_0) == 34 && alignof(BlockQ8_0) == 2, "ggml's block_q8_0 layout");

@@ -55,7 +55,7 @@ inline float quant_dot(const BlockQ4_0* w, const BlockQ8_0* x, std::int64_t nb) 
 /// the two paths of the file comment, then `ep`. Rows of w are K/32 blocks apart.
 template <class Block>
 void matmul_quant(ThreadPool& pool, float* out, const float* x, const Block* w, std::int64_t M, std::int64_t N,
-            std::int64_t K, Epilogue ep = {}) {
+                  std::int64_t K, Epilogue ep = {}) {
   const std::int64_t nb = K / kQuantBlock;
   if (M < kQuantGemmMinRows) {
     std::vector<BlockQ8_0> xq(std::size_t(M * nb));
