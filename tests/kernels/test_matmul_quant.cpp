@@ -24,10 +24,7 @@ namespace {
 template <class Block>
 std::vector<Block> quantized(const std::vector<float>& w, std::int64_t N, std::int64_t K) {
   std::vector<Block> q(static_cast<std::size_t>(N * K / kQuantBlock));
-  for (std::int64_t n = 0; n < N; ++n) {
-    if constexpr (std::is_same_v<Block, BlockQ8_0>) quantize_row_q8_0(w.data() + n * K, q.data() + n * K / 32, K);
-    else quantize_row_q4_0(w.data() + n * K, q.data() + n * K / 32, K);
-  }
+  for (std::int64_t n = 0; n < N; ++n) quantize_row(w.data() + n * K, q.data() + n * K / 32, K);
   return q;
 }
 }  // namespace

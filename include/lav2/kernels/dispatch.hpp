@@ -94,7 +94,7 @@ inline const KernelTable& compiled_table(Isa isa) {
 /// \brief The levels this program has and this CPU runs, narrowest (ref) first.
 inline std::vector<Isa> available_isas() {
   std::vector<Isa> out;
-  for (Isa isa : {Isa::ref, Isa::sse2, Isa::avx2, Isa::avx512, Isa::native})
+  for (Isa isa : kAllIsas)
     if (is_compiled(isa) && cpu_supports(isa)) out.push_back(isa);
   return out;
 }
@@ -119,7 +119,7 @@ inline const KernelTable& table_for(Isa isa, const char* source = "the requested
 /// \brief The level named `name` ("ref", "sse2", "avx2", "avx512"); throws input_error naming
 /// `source` otherwise.
 inline Isa parse_isa(std::string_view name, const char* source = "LAV2_ISA") {
-  for (Isa isa : {Isa::ref, Isa::sse2, Isa::avx2, Isa::avx512, Isa::native})
+  for (Isa isa : kAllIsas)
     if (name == isa_name(isa)) return isa;
   LAV2_THROW(input_error, source, " is '", name, "'; expected one of ref, sse2, avx2, avx512");
 }

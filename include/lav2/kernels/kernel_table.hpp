@@ -22,8 +22,8 @@ namespace lav2::kernels {
 /// xsimd::default_arch of a program built without the per-level units on a CPU family other than
 /// x86 (dispatch.hpp), where the levels below do not apply.
 enum class Isa : int { ref = 0, sse2 = 1, avx2 = 2, avx512 = 3, native = 4 };
-/// The x86 levels, narrowest first.
-inline constexpr Isa kX86Isas[] = {Isa::ref, Isa::sse2, Isa::avx2, Isa::avx512};
+/// Every level, narrowest first.
+inline constexpr Isa kAllIsas[] = {Isa::ref, Isa::sse2, Isa::avx2, Isa::avx512, Isa::native};
 
 /// \brief The level's name as LAV2_ISA spells it: "ref", "sse2", "avx2", "avx512" (or "native").
 inline const char* isa_name(Isa isa) {

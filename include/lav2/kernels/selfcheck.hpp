@@ -130,8 +130,7 @@ Result check_matmul_quant(const char* name, KernelTable::MatmulFn<Block> tested,
   std::vector<float> x = random_vector(M * K, seed), wf = random_vector(N * K, seed + 1);
   std::vector<Block> w(std::size_t(N * nb));
   for (std::int64_t n = 0; n < N; ++n) {
-    if constexpr (std::is_same_v<Block, BlockQ8_0>) quantize_row_q8_0(wf.data() + n * K, w.data() + n * nb, K);
-    else quantize_row_q4_0(wf.data() + n * K, w.data() + n * nb, K);
+    quantize_row(wf.data() + n * K, w.data() + n * nb, K);
     dequantize_row(w.data() + n * nb, wf.data() + n * K, K);
   }
   std::vector<float> got(std::size_t(M * N)), want(std::size_t(M * N)), xb = x;

@@ -60,8 +60,7 @@ const Block* random_quantized(const Shape& shape, std::uint64_t salt, float scal
     for (std::int64_t r = b; r < e; ++r) {
       for (std::int64_t i = 0; i < cols; ++i)
         row[std::size_t(i)] = (2.0f * hash_uniform(salt, std::uint64_t(r * cols + i)) - 1.0f) * scale;
-      if constexpr (std::is_same_v<Block, BlockQ8_0>) quantize_row_q8_0(row.data(), blocks.get() + r * nb, cols);
-      else quantize_row_q4_0(row.data(), blocks.get() + r * nb, cols);
+      quantize_row(row.data(), blocks.get() + r * nb, cols);
     }
   });
   owned.push_back(blocks);

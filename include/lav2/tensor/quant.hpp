@@ -87,6 +87,9 @@ inline void dequantize_row_q4_0(const BlockQ4_0* x, float* y, std::int64_t k) {
   }
 }
 
+/// \brief The block type's quantiser and dequantiser, by overload (for code templated on the block).
+inline void quantize_row(const float* x, BlockQ8_0* y, std::int64_t k) { quantize_row_q8_0(x, y, k); }
+inline void quantize_row(const float* x, BlockQ4_0* y, std::int64_t k) { quantize_row_q4_0(x, y, k); }
 inline void dequantize_row(const BlockQ8_0* w, float* out, std::int64_t k) { dequantize_row_q8_0(w, out, k); }
 inline void dequantize_row(const BlockQ4_0* w, float* out, std::int64_t k) { dequantize_row_q4_0(w, out, k); }
 
