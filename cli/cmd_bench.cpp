@@ -174,22 +174,20 @@ int run_bench(const BenchArgs& a) {
 }
 
 const lav2::cli::CommandRegistrar kRegister{
-    "bench", "Measure prefill/decode speed on a random model against the machine probes", [](CLI::App& sub) {
+    "bench", "Measure prefill/decode speed on a random model against the machine probes", [](lav2::cli::Options& sub) {
       auto a = std::make_shared<BenchArgs>();
-      sub.add_option("--random-model", a->preset, "preset shapes: 7b | tiny")->required();
-      sub.add_option("--layers", a->layers, "override the number of layers (e.g. 2 for a quick 7B-shaped run)")
-          ->check(CLI::Range(1, 1024));
-      sub.add_option(
-          "--dtype", a->dtype,
-          "weight dtype of the frozen linears: f16 | bf16 | f32 | q8_0 | q4_0 (the random f32 values quantised)");
-      sub.add_option("--threads", a->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
-      sub.add_option("--prompt-tokens", a->prompt_tokens, "prompt length for prefill")->check(CLI::Range(1, 65536));
-      sub.add_option("--gen-tokens", a->gen_tokens, "decode steps")->check(CLI::Range(0, 65536));
-      sub.add_flag("--image", a->image,
-                   "also time the visual branch (preprocess, CLIP tower, projector) on a synthetic image");
-      sub.add_flag("--adapter", a->adapter,
-                   "run a random LLaMA-Adapter V2 BIAS adapter on the model (prompts, gates, biases, a visual query)");
-      sub.add_flag("--json", a->json, "print only the JSON line");
+      sub.add("--random-model", a->preset, "preset shapes: 7b | tiny").required();
+      sub.add("--layers", a->layers, "override the number of layers (e.g. 2 for a quick 7B-shaped run)").range(1, 1024);
+      sub.add("--dtype", a->dtype,
+              "weight dtype of the frozen linears: f16 | bf16 | f32 | q8_0 | q4_0 (the random f32 values quantised)");
+      sub.add("--threads", a->threads, "threads (0: all cores)").range(0, 1024);
+      sub.add("--prompt-tokens", a->prompt_tokens, "prompt length for prefill").range(1, 65536);
+      sub.add("--gen-tokens", a->gen_tokens, "decode steps").range(0, 65536);
+      sub.flag("--image", a->image,
+               "also time the visual branch (preprocess, CLIP tower, projector) on a synthetic image");
+      sub.flag("--adapter", a->adapter,
+               "run a random LLaMA-Adapter V2 BIAS adapter on the model (prompts, gates, biases, a visual query)");
+      sub.flag("--json", a->json, "print only the JSON line");
       return [a] { return run_bench(*a); };
     }};
 

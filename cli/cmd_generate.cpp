@@ -180,43 +180,39 @@ int run_generate(const GenerateArgs& a) {
 }
 
 const lav2::cli::CommandRegistrar kRegister{
-    "generate", "Generate text with LLaMA or LLaMA-Adapter V2 (with an image)", [](CLI::App& sub) {
+    "generate", "Generate text with LLaMA or LLaMA-Adapter V2 (with an image)", [](lav2::cli::Options& sub) {
       auto a = std::make_shared<GenerateArgs>();
-      sub.add_option("--llama-dir", a->llama_dir,
-                     "Meta LLaMA dir: params.json + consolidated.00.pth (or one *.safetensors)")
-          ->required();
-      sub.add_option("--tokenizer", a->tokenizer,
-                     "tokenizer.model (default DIR/../tokenizer.model, then DIR/tokenizer.model)");
-      sub.add_option("--prompt", a->prompt, "the instruction")->required();
-      sub.add_option("--template", a->tmpl, "alpaca | alpaca-input | none")
-          ->check(CLI::IsMember({"alpaca", "alpaca-input", "none"}));
-      sub.add_option_function<std::string>(
+      sub.add("--llama-dir", a->llama_dir, "Meta LLaMA dir: params.json + consolidated.00.pth (or one *.safetensors)")
+          .required();
+      sub.add("--tokenizer", a->tokenizer,
+              "tokenizer.model (default DIR/../tokenizer.model, then DIR/tokenizer.model)");
+      sub.add("--prompt", a->prompt, "the instruction").required();
+      sub.add("--template", a->tmpl, "alpaca | alpaca-input | none").one_of({"alpaca", "alpaca-input", "none"});
+      sub.add(
           "--input",
           [a](const std::string& v) {
             a->input = v;
             a->has_input = true;
           },
           "input text (only with --template alpaca-input)");
-      sub.add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate at most (256)");
-      sub.add_option("--temperature", a->temperature, "sampling temperature (0.1; <= 0 greedy)");
-      sub.add_option("--top-p", a->top_p, "nucleus sampling mass (0.75)");
-      sub.add_option("--seed", a->seed, "sampling seed (0)");
-      sub.add_option("--threads", a->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
-      sub.add_option("--max-seq-len", a->max_seq_len, "prompt + generated tokens at most (512, as officially)");
-      sub.add_option("--kv-dtype", a->kv_dtype, "KV cache element type: f32 (default) | f16 (half the memory)")
-          ->check(CLI::IsMember({"f32", "f16"}));
-      sub.add_option("--stop", a->stop, "end generation at this text, not emitted (repeatable; e.g. ###)");
-      sub.add_option("--dump", a->dump, "write .npy files of ids and logits, and prompt.txt, into DIR");
-      sub.add_flag("--json", a->json, "print one JSON object instead of streaming text");
-      sub.add_option("--adapter", a->adapter,
-                     "official LLaMA-Adapter V2 checkpoint (.pth holding {'model','config'}); needs --clip");
-      sub.add_option("--clip", a->clip, "OpenAI CLIP archive (.pt, TorchScript) or a state_dict .pth / safetensors");
-      sub.add_option("--image", a->image, "PNG/JPEG; without it an adapter uses the all-zero normalised image");
-      sub.add_option("--channel-order", a->channel_order,
-                     "bgr (default: the released weights were trained on BGR) | rgb")
-          ->check(CLI::IsMember({"bgr", "rgb"}));
-      sub.add_option("--visual-heads", a->visual_heads,
-                     "heads of the visual blocks (16; not inferable from the checkpoint)");
+      sub.add("--max-new-tokens", a->max_new_tokens, "tokens to generate at most (256)");
+      sub.add("--temperature", a->temperature, "sampling temperature (0.1; <= 0 greedy)");
+      sub.add("--top-p", a->top_p, "nucleus sampling mass (0.75)");
+      sub.add("--seed", a->seed, "sampling seed (0)");
+      sub.add("--threads", a->threads, "threads (0: all cores)").range(0, 1024);
+      sub.add("--max-seq-len", a->max_seq_len, "prompt + generated tokens at most (512, as officially)");
+      sub.add("--kv-dtype", a->kv_dtype, "KV cache element type: f32 (default) | f16 (half the memory)")
+          .one_of({"f32", "f16"});
+      sub.add("--stop", a->stop, "end generation at this text, not emitted (repeatable; e.g. ###)");
+      sub.add("--dump", a->dump, "write .npy files of ids and logits, and prompt.txt, into DIR");
+      sub.flag("--json", a->json, "print one JSON object instead of streaming text");
+      sub.add("--adapter", a->adapter,
+              "official LLaMA-Adapter V2 checkpoint (.pth holding {'model','config'}); needs --clip");
+      sub.add("--clip", a->clip, "OpenAI CLIP archive (.pt, TorchScript) or a state_dict .pth / safetensors");
+      sub.add("--image", a->image, "PNG/JPEG; without it an adapter uses the all-zero normalised image");
+      sub.add("--channel-order", a->channel_order, "bgr (default: the released weights were trained on BGR) | rgb")
+          .one_of({"bgr", "rgb"});
+      sub.add("--visual-heads", a->visual_heads, "heads of the visual blocks (16; not inferable from the checkpoint)");
       return [a] { return run_generate(*a); };
     }};
 

@@ -128,13 +128,12 @@ int run_info(const InfoArgs& a) {
 }
 
 const lav2::cli::CommandRegistrar kRegister{
-    "info", "Parameter counts per group for a preset or a checkpoint", [](CLI::App& sub) {
+    "info", "Parameter counts per group for a preset or a checkpoint", [](lav2::cli::Options& sub) {
       auto a = std::make_shared<InfoArgs>();
-      sub.add_option("--preset", a->preset, "7b-bias | 7b-lora-bias | 7b-v1 | 65b-chat | 65b-paper-scale");
-      sub.add_option("--llama-dir", a->llama_dir,
-                     "Meta LLaMA dir: params.json + consolidated.00.pth (or one *.safetensors)");
-      sub.add_option("--adapter", a->adapter, "adapter checkpoint (.pth)");
-      sub.add_flag("--json", a->json, "print one JSON object");
+      sub.add("--preset", a->preset, "7b-bias | 7b-lora-bias | 7b-v1 | 65b-chat | 65b-paper-scale");
+      sub.add("--llama-dir", a->llama_dir, "Meta LLaMA dir: params.json + consolidated.00.pth (or one *.safetensors)");
+      sub.add("--adapter", a->adapter, "adapter checkpoint (.pth)");
+      sub.flag("--json", a->json, "print one JSON object");
       return [a] { return run_info(*a); };
     }};
 

@@ -12,9 +12,9 @@
 
 namespace {
 
-lav2::cli::RunFn setup_selfcheck(CLI::App& sub) {
+lav2::cli::RunFn setup_selfcheck(lav2::cli::Options& sub) {
   auto threads = std::make_shared<int>(2);
-  sub.add_option("-t,--threads", *threads, "threads for the matrix products")->check(CLI::Range(1, 1024));
+  sub.add("-t,--threads", *threads, "threads for the matrix products").range(1, 1024);
   return [threads]() {
     namespace check = lav2::kernels::check;
     namespace k = lav2::kernels;

@@ -16,12 +16,12 @@ struct TokenizeOptions {
 };
 
 const lav2::cli::CommandRegistrar kRegisterTokenize{
-    "tokenize", "Print the token ids of TEXT as a JSON array", [](CLI::App& sub) -> lav2::cli::RunFn {
+    "tokenize", "Print the token ids of TEXT as a JSON array", [](lav2::cli::Options& sub) -> lav2::cli::RunFn {
       auto opt = std::make_shared<TokenizeOptions>();
-      sub.add_option("--tokenizer", opt->tokenizer, "tokenizer.model or tokenizer.json")->required();
-      sub.add_flag("--bos", opt->bos, "prepend the BOS id");
-      sub.add_flag("--eos", opt->eos, "append the EOS id");
-      sub.add_option("text", opt->text, "the text (put -- before a text that starts with '-')")->required();
+      sub.add("--tokenizer", opt->tokenizer, "tokenizer.model or tokenizer.json").required();
+      sub.flag("--bos", opt->bos, "prepend the BOS id");
+      sub.flag("--eos", opt->eos, "append the EOS id");
+      sub.add("text", opt->text, "the text (put -- before a text that starts with '-')").required();
       return [opt]() -> int {
         const lav2::text::Tokenizer tok = lav2::text::Tokenizer::load(opt->tokenizer);
         const std::vector<int> ids = tok.encode(opt->text, opt->bos, opt->eos);

@@ -1,20 +1,20 @@
 // How a `lav2` subcommand plugs into the CLI: each cmd_*.cpp defines one static
-// CommandRegistrar. The subcommand's setup adds its options to a CLI11 subcommand and returns the
+// CommandRegistrar. The subcommand's setup declares its options (options.hpp) and returns the
 // function that runs it. Errors are thrown as lav2 exceptions; main.cpp maps them to exit codes.
 #pragma once
-
-#include <CLI/CLI.hpp>
 
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "options.hpp"
 
 namespace lav2::cli {
 
 /// Runs a parsed subcommand; returns the process exit code.
 using RunFn = std::function<int()>;
 /// Adds options to `sub` and returns how to run it once parsed.
-using SetupFn = std::function<RunFn(CLI::App& sub)>;
+using SetupFn = std::function<RunFn(Options& sub)>;
 
 struct Command {
   std::string name, description;

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include <lav2/core/error.hpp>
 #include <lav2/kernels/dispatch.hpp>
 #include <lav2/version.hpp>
@@ -29,7 +31,8 @@ int main(int argc, char** argv) {
     std::map<CLI::App*, RunFn> runners;
     for (const Command& c : command_registry()) {
       CLI::App* sub = app.add_subcommand(c.name, c.description);
-      runners[sub] = c.setup(*sub);
+      Options options(*sub);
+      runners[sub] = c.setup(options);
     }
     // The first word that is not a flag names the command (the top level takes only --help and
     // --version, which have no values). CLI11 alone would report an unknown one as "a subcommand

@@ -1,11 +1,13 @@
 // lav2: LLaMA-Adapter V2 on CPUs. The umbrella header: includes every public header (all but
-// the detail/ ones); tests/core/test_umbrella.cpp checks that none is left out.
+// the detail/ ones and the -inl.hpp definitions, which their headers include as lav2/core/api.hpp
+// says); tests/core/test_umbrella.cpp checks that none is left out.
 #pragma once
 
 #include "lav2/limits.hpp"
 #include "lav2/version.hpp"
 
 #include "lav2/core/aligned_alloc.hpp"
+#include "lav2/core/api.hpp"
 #include "lav2/core/error.hpp"
 #include "lav2/core/memory.hpp"
 #include "lav2/core/thread_pool.hpp"

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include <lav2/version.hpp>
 
 #include "../../cli/command.hpp"
@@ -32,7 +34,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::pair<CLI::App*, lav2::cli::RunFn>> runners;
   for (const lav2::cli::Command& c : lav2::cli::command_registry()) {
     CLI::App* sub = app.add_subcommand(c.name, c.description);
-    runners.emplace_back(sub, c.setup(*sub));
+    lav2::cli::Options options(*sub);
+    runners.emplace_back(sub, c.setup(options));
   }
   try {
     app.parse(int(args.size()), argv.data());

@@ -16,3 +16,4 @@ run(${CMAKE_COMMAND} -S "${LAV2_SOURCE}/tests/install/consumer" -B "${WORK}/cons
     -DCMAKE_PREFIX_PATH=${WORK}/prefix -DCMAKE_BUILD_TYPE=Release)
 run(${CMAKE_COMMAND} --build "${WORK}/consumer-build")
 run("${WORK}/consumer-build/consumer")
+run("${WORK}/consumer-build/consumer_header_only")

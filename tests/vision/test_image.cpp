@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <lav2/vision/detail/image_probe.hpp>
 #include <lav2/vision/image.hpp>
 
 using namespace lav2;

@@ -27,9 +27,9 @@
 #include <string>
 #include <vector>
 
+#include "lav2/core/api.hpp"
 #include "lav2/core/error.hpp"
 #include "lav2/core/thread_pool.hpp"
-#include "lav2/io/tensor_file.hpp"
 #include "lav2/io/tensor_map.hpp"
 #include "lav2/kernels/dispatch.hpp"
 #include "lav2/tensor/tensor.hpp"
@@ -46,10 +46,7 @@ class ClipVisionModel {
   /// Keys may be prefixed `visual.` (CLIP's state_dict), `clip.visual.` (LLaMA_adapter's) or
   /// nothing (CLIP.visual's), inside an optional {'state_dict': ...} or {'model': ...} wrapper;
   /// the text tower and anything else is ignored.
-  static ClipVisionModel load(const std::string& path) {
-    const io::TensorFile f = io::open_tensor_file(path);
-    return from_tensors(f.tensors, path, f.keep_alive);
-  }
+  LAV2_API static ClipVisionModel load(const std::string& path);
 
   /// \brief Binds the tower from named tensors; `keep_alive` holds what the views point into.
   static ClipVisionModel from_tensors(const io::TensorMap& t, const std::string& file,
@@ -186,3 +183,7 @@ class ClipVisionModel {
 };
 
 }  // namespace lav2::vision
+
+#if LAV2_DEFINE_API
+#include "lav2/vision/clip_vit-inl.hpp"
+#endif

@@ -41,6 +41,19 @@ bool check(const char* what, const lav2::model::AdapterSpec& spec, lav2::ThreadP
   return finite && nonzero && same;
 }
 
+// A loader entry (LAV2_API: compiled in the library unit, or inline header-only) refuses bytes
+// that are not an image, naming them.
+bool check_loader() {
+  const std::uint8_t not_an_image[] = {'n', 'o', 't', ' ', 'a', 'n', ' ', 'i', 'm', 'a', 'g', 'e'};
+  try {
+    (void)lav2::vision::decode_image(not_an_image, sizeof not_an_image, "bytes");
+  } catch (const lav2::load_error& e) {
+    std::printf("decode_image: %s\n", e.what());
+    return std::strstr(e.what(), "'bytes'") != nullptr;
+  }
+  return false;
+}
+
 }  // namespace
 
 int main() {
@@ -49,6 +62,8 @@ int main() {
   const bool base_ok = check("tiny LLaMA", lav2::model::AdapterSpec{}, pool);
   const auto c = lav2::model::preset_config("tiny");
   const bool adapter_ok = check("tiny LLaMA + V2 BIAS adapter", lav2::model::random_adapter_spec(c), pool);
-  std::printf("lav2 %s: %s\n", lav2::kVersion, f16_ok && base_ok && adapter_ok ? "ok" : "FAILED");
-  return f16_ok && base_ok && adapter_ok ? 0 : 1;
+  const bool ok = f16_ok && base_ok && adapter_ok && check_loader();
+  std::printf("lav2 %s (%s): %s\n", lav2::kVersion, LAV2_COMPILED ? "library unit" : "header-only",
+              ok ? "ok" : "FAILED");
+  return ok ? 0 : 1;
 }
