@@ -23,7 +23,6 @@
 
 namespace lav2::model {
 
-
 LAV2_API std::string find_llama_checkpoint(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -50,7 +49,7 @@ LAV2_API std::string find_llama_checkpoint(const std::string& dir) {
 }
 
 LAV2_API void infer_dims_from_tensors(LlamaConfig& c, const io::TensorMap& t, const std::string& file,
-                                    const std::string& params_file, int tokenizer_vocab) {
+                                      const std::string& params_file, int tokenizer_vocab) {
   auto find = [&](const std::string& name) -> const AnyTensorView& {
     auto it = t.find(name);
     if (it == t.end()) LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", name, "' is missing");

@@ -228,8 +228,6 @@ LAV2_API LlamaModel build_model(const std::shared_ptr<const LlamaDir>& base, con
   return LlamaModel(c, spec, std::move(w));
 }
 
-
-
 LAV2_API std::shared_ptr<const LlamaDir> open_llama_base(const std::string& llama_dir, int tokenizer_vocab) {
   return std::make_shared<const LlamaDir>(open_llama_dir(llama_dir, tokenizer_vocab));
 }

@@ -42,8 +42,8 @@ LAV2_API Tokenizer Tokenizer::from_model_proto(std::string_view data, const std:
   if (data.empty()) LAV2_THROW(load_error, "tokenizer '", name, "': empty file");
   const SentencePieceModel m = parse_sentencepiece_model(data, name);
   if (m.trainer.model_type != 2)
-    LAV2_THROW(load_error, "tokenizer '", name, "': ModelProto.trainer_spec.model_type is ", m.trainer.model_type,
-               " (", model_type_name(m.trainer.model_type), "), lav2 supports 2 (BPE) only");
+    LAV2_THROW(load_error, "tokenizer '", name, "': ModelProto.trainer_spec.model_type is ", m.trainer.model_type, " (",
+               model_type_name(m.trainer.model_type), "), lav2 supports 2 (BPE) only");
   if (m.trainer.treat_whitespace_as_suffix)
     LAV2_THROW(load_error, "tokenizer '", name,
                "': ModelProto.trainer_spec.treat_whitespace_as_suffix is true, not supported");
