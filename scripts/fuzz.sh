@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
 shift || true
-all=(torch_checkpoint torchscript safetensors json_config tokenizer_model tokenizer_json tokenize image cli)
+all=(torch_checkpoint torchscript safetensors json_config tokenizer_model tokenizer_json tokenize image cli gguf)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 jobs=${LAV2_FUZZ_JOBS:-2}
@@ -72,6 +72,7 @@ seed torchscript tests/data/tiny_clip/ts_*.pt tests/corpus/torchscript/*
 seed safetensors tests/data/io/*.safetensors tests/corpus/safetensors/*.safetensors
 seed json_config tests/data/io/*.json tests/data/tiny_llama/tiny/params.json tests/data/tiny_llama_bad/*/params.json \
   tests/corpus/params/*.json tests/data/tiny_adapter/*/adapter.pth tests/data/tiny_adapter/bad/*.pth tests/data/io/nested.pth
+seed gguf tests/data/gguf/*.gguf tests/corpus/gguf/*.gguf
 seed tokenizer_model tests/data/tokenizer/*.model tests/corpus/tokenizer/*.model
 seed tokenizer_json tests/corpus/tokenizer/*.json
 seed image tests/data/images/special/*.png tests/data/images/jpeg/*.jpg tests/data/images/resize/00*.png \
@@ -97,7 +98,7 @@ ci_runs() {  # ci_runs <target>: runs in ~30 s at the measured rates
   case $1 in
     image) echo 40000 ;; cli) echo 30000 ;; tokenizer_model) echo 150000 ;; torch_checkpoint) echo 240000 ;;
     json_config) echo 280000 ;; tokenize) echo 280000 ;; safetensors) echo 380000 ;; torchscript) echo 480000 ;;
-    tokenizer_json) echo 700000 ;; *) echo 100000 ;;
+    tokenizer_json) echo 700000 ;; gguf) echo 700000 ;; *) echo 100000 ;;
   esac
 }
 run_one() {

@@ -20,6 +20,9 @@
 #include "lav2/tensor/tensor.hpp"
 
 #include "lav2/io/bytes.hpp"
+#include "lav2/io/gguf.hpp"
+#include "lav2/io/gguf_value.hpp"
+#include "lav2/io/gguf_writer.hpp"
 #include "lav2/io/json_file.hpp"
 #include "lav2/io/limits.hpp"
 #include "lav2/io/mmap.hpp"

@@ -34,6 +34,7 @@ struct TextLimits {
 struct Limits {
   io::CheckpointLimits checkpoint;    ///< torch.save .pth and TorchScript .pt: zip, pickle, tensors
   io::SafetensorsLimits safetensors;  ///< .safetensors header and tensors
+  io::GgufLimits gguf;                ///< GGUF metadata and tensors
   io::NpyLimits npy;                  ///< .npy (tests, --dump)
   io::JsonLimits json;                ///< params.json and other small JSON files
   vision::ImageLimits image;          ///< PNG/JPEG before decoding

@@ -36,6 +36,11 @@ inline Limits small_limits() {
   l.safetensors.max_tensors = 1024;
   l.safetensors.max_tensor_bytes = 1u << 24;
   l.safetensors.max_json_depth = 16;
+  l.gguf.max_tensors = 1024;
+  l.gguf.max_keys = 1024;
+  l.gguf.max_array_elements = 1u << 16;
+  l.gguf.max_string_bytes = 1u << 16;
+  l.gguf.max_tensor_bytes = 1u << 24;
   l.json.max_bytes = 1u << 16;
   l.json.max_depth = 16;
   l.image.max_file_bytes = 1u << 20;
@@ -51,6 +56,10 @@ inline unsigned touch(const AnyTensorView& v) {
   for (int i = 0; i < v.shape.rank; ++i)
     last += std::uint64_t(v.shape[i] - 1) * std::uint64_t(v.strides[std::size_t(i)]);
   const auto* p = static_cast<const volatile unsigned char*>(v.data);
+  if (dtype_block_size(v.dtype) > 1) {  // block types (GGUF's q8_0, q4_0) are contiguous rows
+    const std::int64_t row = v.shape[v.shape.rank - 1];
+    return p[0] + p[dtype_row_bytes(v.dtype, row) * std::size_t(v.numel() / row) - 1];
+  }
   const std::size_t es = dtype_size(v.dtype);
   return p[0] + p[last * es + es - 1];
 }

@@ -43,6 +43,16 @@ struct SafetensorsLimits {
   std::size_t max_json_depth = 64;               ///< nesting of the header (a valid one has depth 3)
 };
 
+/// \brief Limits of the GGUF reader (io/gguf.hpp). A LLaMA GGUF holds ~300 tensors, ~30 keys and
+/// a vocabulary array of 32000 strings (150k+ for newer models).
+struct GgufLimits {
+  std::uint64_t max_tensors = 1u << 16;
+  std::uint64_t max_keys = 1u << 16;
+  std::uint64_t max_array_elements = 1u << 24;   ///< one metadata array
+  std::uint64_t max_string_bytes = 1u << 24;     ///< one string (a key, a value, a tensor name)
+  std::uint64_t max_tensor_bytes = 64ull << 30;  ///< one tensor's data
+};
+
 /// \brief Limits of small JSON files: params.json, configs (io/json_file.hpp).
 struct JsonLimits {
   std::uint64_t max_bytes = 1u << 20;  ///< the whole file
