@@ -271,6 +271,103 @@ case("torch", "zip_entry_limit.pth", build_zip([("archive/data.pkl", good_pkl)] 
 case("torch", "legacy_pickle_stream.pth", PROTO2 + b"\x8a\x0a" + b"l\xfc\x9cF\xf9 j\xa8P\x19.", "load_error: legacy torch.save format")
 case("torch", "not_a_zip.pth", b"This is just text, not a checkpoint at all.\n", "load_error: no end-of-central-directory record")
 
+# ---- torch: zip consistency: every end-record and local-header field must agree with the file ------
+def zip_layout(z):
+    """Offsets of a zip's records: (eocd, ZIP64 record or None, {name: central record}, {name: local header})."""
+    eocd = z.rfind(b"PK\x05\x06")
+    z64 = struct.unpack("<Q", z[eocd - 12:eocd - 4])[0] if z[eocd - 20:eocd - 16] == b"PK\x06\x07" else None
+    pos = struct.unpack("<Q", z[z64 + 48:z64 + 56])[0] if z64 is not None else struct.unpack("<I", z[eocd + 16:eocd + 20])[0]
+    central, local = {}, {}
+    while z[pos:pos + 4] == b"PK\x01\x02":
+        n, x, c = struct.unpack("<HHH", z[pos + 28:pos + 34])
+        central[z[pos + 46:pos + 46 + n]] = pos
+        pos += 46 + n + x + c
+    for nb in central:  # the local header that names the entry
+        p = z.find(b"PK\x03\x04")
+        while z[p + 30:p + 30 + len(nb)] != nb or struct.unpack("<H", z[p + 26:p + 28])[0] != len(nb):
+            p = z.find(b"PK\x03\x04", p + 1)
+        local[nb.decode()] = p
+    return eocd, z64, {k.decode(): v for k, v in central.items()}, local
+
+
+def patch(z, *edits):
+    """edits: (offset, struct format, values...) written over the bytes of z."""
+    b = bytearray(z)
+    for off, fmt, *vals in edits:
+        struct.pack_into(fmt, b, off, *vals)
+    return bytes(b)
+
+
+def zip_case(name, data, expect):
+    case("torch", name, data, "load_error: " + expect)
+
+
+# Names long enough that a directory of 3 records could hold 6: an entry count that is too high
+# then passes the "fits the directory" bound and meets the record count itself.
+D = "a_checkpoint_whose_directory_name_is_long"
+zb = checkpoint(good_pkl, [("0", f32(6))], dirname=D)
+E, _, C, L = zip_layout(zb)
+pkl, st0, ver = D + "/data.pkl", D + "/data/0", D + "/version"
+zip_case("zip_cd_size_past_end.pth", patch(zb, (E + 12, "<I", 1 << 30)), "is outside the file before its end records")
+zip_case("zip_cd_short_of_end_record.pth", zb[:E] + b"\0" * 8 + zb[E:],
+         "expected at %d where the end records begin (8 bytes belong to no record)" % (E + 8))
+zip_case("zip_total_entries_too_many.pth", patch(zb, (E + 8, "<HH", 4, 4)), "end record field 'total entries' is 4, expected 3")
+zip_case("zip_total_entries_too_few.pth", patch(zb, (E + 8, "<HH", 2, 2)), "end record field 'total entries' is 2, expected 3")
+zip_case("zip_disk_entries_differ.pth", patch(zb, (E + 8, "<H", 2)),
+         "end record field 'entries on this disk' is 2, expected 3")
+zip_case("zip_local_name_differs.pth", patch(zb, (L[st0] + 30 + len(st0) - 1, "<c", b"1")),
+         "local header field 'name' is '%s/data/1', expected '%s'" % (D, st0))
+zip_case("zip_local_method_differs.pth", patch(zb, (L[st0] + 8, "<H", 8)),
+         "local header field 'compression method' is 8, expected 0")
+zip_case("zip_local_compressed_size_differs.pth", patch(zb, (L[st0] + 18, "<I", 20)),
+         "local header field 'compressed size' is 20, expected 24")
+zip_case("zip_local_size_differs.pth", patch(zb, (L[st0] + 22, "<I", 20)), "local header field 'size' is 20, expected 24")
+zip_case("zip_local_header_past_end.pth", patch(zb, (C[st0] + 42, "<I", len(zb) + 100)),
+         "central record field 'local header offset' is %d" % (len(zb) + 100))
+big = len(zb) - L[ver]  # D/version's data then reaches past the start of the central directory
+zip_case("zip_data_into_central_directory.pth",
+         patch(zb, (L[ver] + 18, "<II", big, big), (C[ver] + 20, "<II", big, big)),
+         "data [%d, +%d) runs past %d, where the central directory begins" % (L[ver] + 30 + len(ver), big, C[pkl]))
+zip_case("zip_data_past_end.pth", patch(zb, (L[ver] + 18, "<II", 1 << 31, 1 << 31), (C[ver] + 20, "<II", 1 << 31, 1 << 31)),
+         "+2147483648) runs past")
+zip_case("zip_data_overlaps_next_entry.pth", patch(zb, (L[st0] + 18, "<II", 32, 32), (C[st0] + 20, "<II", 32, 32)),
+         "entries '%s' and '%s' overlap" % (st0, ver))
+gap = 16  # bytes inserted before D/version: every later offset moves by 16
+zip_case("zip_bytes_between_entries.pth",
+         patch(zb[:L[ver]] + b"\0" * gap + zb[L[ver]:], (C[ver] + gap + 42, "<I", L[ver] + gap), (E + gap + 16, "<I", C[pkl] + gap)),
+         "bytes [%d, %d) between entries '%s' and '%s' belong to no entry" % (L[ver], L[ver] + gap, st0, ver))
+
+# ZIP64: the same checks on the ZIP64 end record, its locator and the ZIP64 extra fields.
+z6 = open(os.path.join(DATA, "io", "zip64.pth"), "rb").read()
+E6, R6, C6, L6 = zip_layout(z6)
+s6 = "z64/data/0"
+x6, lx6 = C6[s6] + 46 + len(s6), L6[s6] + 30 + len(s6)  # the ZIP64 extra fields: id, length, u64 values
+zip_case("zip64_cd_offset_past_end.pth", patch(z6, (R6 + 48, "<Q", 1 << 40)), "is outside the file before its end records")
+zip_case("zip64_cd_size_past_end.pth", patch(z6, (R6 + 40, "<Q", 1 << 40)), "is outside the file before its end records")
+zip_case("zip64_total_entries_too_many.pth", patch(z6, (R6 + 24, "<QQ", 4, 4)), "ZIP64 end record field 'total entries' is 4, expected 3")
+zip_case("zip64_total_entries_too_few.pth", patch(z6, (R6 + 24, "<QQ", 2, 2)), "ZIP64 end record field 'total entries' is 2, expected 3")
+zip_case("zip64_disk_entries_differ.pth", patch(z6, (R6 + 24, "<Q", 2)), "ZIP64 end record field 'entries on this disk' is 2, expected 3")
+zip_case("zip64_locator_offset_past_end.pth", patch(z6, (E6 - 12, "<Q", 1 << 40)),
+         "ZIP64 locator field 'record offset' is %d, expected at most %d" % (1 << 40, E6 - 20 - 56))
+zip_case("zip64_record_size_differs.pth", patch(z6, (R6 + 4, "<Q", 100)), "ZIP64 end record field 'record size' is 100, expected 44")
+zip_case("zip64_end_record_disagrees.pth", patch(z6, (E6 + 10, "<H", 7)),
+         "end record field 'total entries' is 7, expected 3 as in the ZIP64 end record")
+zip_case("zip64_extra_offset_past_end.pth", patch(z6, (x6 + 20, "<Q", 1 << 40)),
+         "central record field 'local header offset' is %d" % (1 << 40))
+zip_case("zip64_extra_sizes_differ.pth", patch(z6, (x6 + 4, "<QQ", 32, 32)),
+         "local header field 'compressed size' is 24, expected 32 as in the central directory (ZIP64 extra field)")
+zip_case("zip64_local_extra_sizes_differ.pth", patch(z6, (lx6 + 4, "<QQ", 16, 16)),
+         "local header field 'compressed size' is 16, expected 24 as in the central directory (ZIP64 extra field)")
+
+# Data descriptors (flag bit 3), on a file torch 1.13 wrote: local sizes 0, the descriptor has them.
+zt = open(os.path.join(DATA, "io", "state_dict.pth"), "rb").read()
+_, _, Ct, Lt = zip_layout(zt)
+t0 = "state_dict/data/0"
+dd = Lt[t0] + 30 + len(t0) + struct.unpack("<H", zt[Lt[t0] + 28:Lt[t0] + 30])[0] + 24  # its 24 data bytes end here
+zip_case("zip_descriptor_sizes_differ.pth", patch(zt, (dd + 8, "<II", 20, 20)),
+         "local header flag bit 3 announces a data descriptor at offset %d, expected crc" % dd)
+zip_case("zip_descriptor_local_size_differs.pth", patch(zt, (Lt[t0] + 22, "<I", 5)), "local header field 'size' is 5, expected 24")
+
 # ---- torchscript -------------------------------------------------------------------------------------
 copy("torchscript", "tiny_clip/ts_small.pt", "accept")
 copy("torchscript", "tiny_clip/ts_evil_os_system.pt", "load_error: is not allowed")
