@@ -37,6 +37,8 @@
 #include "lav2/io/weight_bind.hpp"
 #include "lav2/io/weight_table.hpp"
 #include "lav2/io/zip.hpp"
+#include "lav2/io/zip_end_records.hpp"
+#include "lav2/io/zip_local_header.hpp"
 
 #include "lav2/text/hf_tokenizer_json.hpp"
 #include "lav2/text/json_reader.hpp"
