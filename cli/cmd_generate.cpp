@@ -1,5 +1,5 @@
 // `lav2 generate`: text generation with Meta's LLaMA files (CONTRACT.md).
-//   lav2 generate --llama-dir DIR [--tokenizer FILE] --prompt TEXT [--template alpaca|alpaca-input|none]
+//   lav2 generate --llama-dir DIR | --model BASE.gguf [--tokenizer FILE] --prompt TEXT [--template alpaca|alpaca-input|none]
 //                 [--input TEXT] [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
 //                 [--threads N] [--max-seq-len N] [--kv-dtype f32|f16] [--stop TEXT]... [--dump DIR] [--json]
 #include <cstdio>
@@ -15,12 +15,14 @@
 #include <lav2/core/thread_pool.hpp>
 #include <lav2/io/npy.hpp>
 #include <lav2/model/generate.hpp>
+#include <lav2/model/gguf_llama.hpp>
 #include <lav2/model/model_loader.hpp>
 #include <lav2/text/prompt.hpp>
 #include <lav2/text/tokenizer.hpp>
 #include <lav2/vision/visual_encoder.hpp>
 
 #include "command.hpp"
+#include "model_files.hpp"
 #include "process_stats.hpp"
 
 namespace fs = std::filesystem;
@@ -28,24 +30,14 @@ namespace fs = std::filesystem;
 namespace {
 
 struct GenerateArgs {
-  std::string llama_dir, tokenizer, prompt, input, tmpl = "alpaca", dump, adapter, clip, image, channel_order = "bgr",
-                                                   kv_dtype = "f32";
+  std::string llama_dir, model, tokenizer, prompt, input, tmpl = "alpaca", dump, adapter, clip, image,
+                                                          channel_order = "bgr", kv_dtype = "f32";
   std::vector<std::string> stop;
   bool has_input = false, json = false;
   int max_new_tokens = 256, threads = 0, max_seq_len = 512, visual_heads = 16;
   float temperature = 0.1f, top_p = 0.75f;
   std::uint64_t seed = 0;
 };
-
-// --tokenizer defaults to DIR/../tokenizer.model, then DIR/tokenizer.model (Meta's layout).
-std::string resolve_tokenizer(const GenerateArgs& a) {
-  if (!a.tokenizer.empty()) return a.tokenizer;
-  const fs::path dir(a.llama_dir);
-  for (const fs::path& p : {dir / ".." / "tokenizer.model", dir / "tokenizer.model"})
-    if (fs::exists(p)) return p.lexically_normal().string();
-  LAV2_THROW(lav2::input_error, "--tokenizer not given and no tokenizer.model in '",
-             (dir / "..").lexically_normal().string(), "' or '", dir.string(), "'");
-}
 
 // The visual branch of an adapter model (vision::VisualEncoder): the image, or the all-zero
 // normalised image, -> CLIP -> projector -> visual query [Q, dim], every step kept for --dump.
@@ -93,11 +85,29 @@ int run_generate(const GenerateArgs& a) {
   if (a.max_seq_len < 2 || a.max_seq_len > 1 << 20)
     LAV2_THROW(input_error, "--max-seq-len ", a.max_seq_len, " is outside [2, 1048576]");
 
-  std::error_code ec;
-  if (!fs::is_directory(a.llama_dir, ec)) LAV2_THROW(input_error, "--llama-dir '", a.llama_dir, "' is not a directory");
+  if (a.llama_dir.empty() == a.model.empty())
+    LAV2_THROW(input_error, "give exactly one of --llama-dir (Meta's LLaMA directory) or --model (a GGUF file)");
   cli::ProcessTimer timer;
-  const auto tokenizer = text::Tokenizer::load(resolve_tokenizer(a));
-  const auto loaded = model::load_model(a.llama_dir, tokenizer.vocab_size(), a.adapter);
+  // The base: Meta's directory with its tokenizer.model, or a GGUF with the tokenizer inside
+  // (--tokenizer overrides it; its size must still match the embedding).
+  std::optional<text::Tokenizer> tok;
+  std::shared_ptr<const model::LlamaDir> base;
+  if (!a.model.empty()) {
+    model::GgufLlama g = model::open_gguf_llama(a.model);
+    base = std::move(g.base);
+    tok = a.tokenizer.empty() ? std::move(g.tokenizer) : text::Tokenizer::load(a.tokenizer);
+    if (tok->vocab_size() != base->config.vocab_size)
+      LAV2_THROW(input_error, "--tokenizer '", a.tokenizer, "' has ", tok->vocab_size(), " pieces, but '", a.model,
+                 "' has ", base->config.vocab_size, " embedding rows");
+  } else {
+    std::error_code ec;
+    if (!fs::is_directory(a.llama_dir, ec))
+      LAV2_THROW(input_error, "--llama-dir '", a.llama_dir, "' is not a directory");
+    tok = text::Tokenizer::load(cli::resolve_tokenizer(a.tokenizer, a.llama_dir));
+    base = model::open_llama_base(a.llama_dir, tok->vocab_size());
+  }
+  const text::Tokenizer& tokenizer = *tok;
+  const auto loaded = model::load_model(base, a.adapter);
   const model::LlamaModel& m = loaded.model;
   const double load_s = timer.seconds();
   ThreadPool pool(a.threads);
@@ -182,10 +192,10 @@ int run_generate(const GenerateArgs& a) {
 const lav2::cli::CommandRegistrar kRegister{
     "generate", "Generate text with LLaMA or LLaMA-Adapter V2 (with an image)", [](lav2::cli::Options& sub) {
       auto a = std::make_shared<GenerateArgs>();
-      sub.add("--llama-dir", a->llama_dir, "Meta LLaMA dir: params.json + consolidated.00.pth (or one *.safetensors)")
-          .required();
+      sub.add("--llama-dir", a->llama_dir, "Meta LLaMA dir: params.json + consolidated.00.pth (or one *.safetensors)");
+      sub.add("--model", a->model, "a GGUF LLaMA (llama.cpp's layout, tokenizer inside), in place of --llama-dir");
       sub.add("--tokenizer", a->tokenizer,
-              "tokenizer.model (default DIR/../tokenizer.model, then DIR/tokenizer.model)");
+              "tokenizer.model (default DIR/../tokenizer.model, then DIR/tokenizer.model; with --model: the GGUF's)");
       sub.add("--prompt", a->prompt, "the instruction").required();
       sub.add("--template", a->tmpl, "alpaca | alpaca-input | none").one_of({"alpaca", "alpaca-input", "none"});
       sub.add(

@@ -71,6 +71,10 @@
 
 #include "lav2/model/adapter_spec.hpp"
 #include "lav2/model/generate.hpp"
+#include "lav2/model/gguf_export.hpp"
+#include "lav2/model/gguf_llama.hpp"
+#include "lav2/model/gguf_names.hpp"
+#include "lav2/model/gguf_tokenizer.hpp"
 #include "lav2/model/kv_cache.hpp"
 #include "lav2/model/llama_config.hpp"
 #include "lav2/model/llama_loader.hpp"

@@ -8,6 +8,7 @@
 #error "library_unit.hpp is included only by the source that lav2_add_library_unit() generates"
 #endif
 
+#include "lav2/model/gguf_llama.hpp"
 #include "lav2/model/llama_loader.hpp"
 #include "lav2/model/model_loader.hpp"
 #include "lav2/text/tokenizer.hpp"

@@ -51,7 +51,16 @@ void walk_c_order(const AnyTensorView& src, Put&& put) {
 inline void require_float(const AnyTensorView& src, const std::string& file, const std::string& name) {
   if (!is_matmul_dtype(src.dtype))
     LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", name, "' has dtype ", dtype_name(src.dtype),
-               ", expected a floating-point type (f32, f16, bf16)");
+               ", expected a floating-point type (f32, f16, bf16) or a block-quantised matrix");
+}
+
+/// Norms, biases, gates and prompts are read as f32 on every call; a file (GGUF) that stores one
+/// block-quantised is refused rather than dequantised, as llama.cpp's converters never do it.
+inline void require_unquantised(const AnyTensorView& src, const std::string& file, const std::string& name) {
+  require_float(src, file, name);
+  if (dtype_block_size(src.dtype) > 1)
+    LAV2_THROW(load_error, "checkpoint '", file, "': tensor '", name, "' has dtype ", dtype_name(src.dtype),
+               ", expected f32, f16 or bf16 (only frozen matrices may be block-quantised)");
 }
 
 inline bool is_dense(const AnyTensorView& src) {
@@ -66,7 +75,7 @@ inline bool is_dense(const AnyTensorView& src) {
 /// Binds a small tensor as f32: in place when it is dense f32, else through a converted copy.
 inline void bind_tensor(TensorView<const float>& slot, const AnyTensorView& src, const std::string& file,
                         const std::string& name, std::vector<std::shared_ptr<const void>>& owned) {
-  require_float(src, file, name);
+  require_unquantised(src, file, name);
   if (src.dtype == DType::f32 && is_dense(src)) {
     slot = TensorView<const float>(static_cast<const float*>(src.data), src.shape);
     return;
@@ -88,6 +97,7 @@ inline void bind_tensor(MatPtr& slot, const AnyTensorView& src, const std::strin
     slot = MatPtr(src.dtype, src.data, rows, cols, cols);
     return;
   }
+  require_unquantised(src, file, name);  // a block matrix has no element strides to walk
   auto store = [&](auto tag) {
     using T = decltype(tag);
     auto copy = std::make_shared<Tensor<T>>(src.shape);

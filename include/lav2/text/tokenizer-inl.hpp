@@ -41,6 +41,10 @@ LAV2_API Tokenizer Tokenizer::from_bytes(std::string_view data, const std::strin
 LAV2_API Tokenizer Tokenizer::from_model_proto(std::string_view data, const std::string& name) {
   if (data.empty()) LAV2_THROW(load_error, "tokenizer '", name, "': empty file");
   const SentencePieceModel m = parse_sentencepiece_model(data, name);
+  return from_sentencepiece(m, name);
+}
+
+LAV2_API Tokenizer Tokenizer::from_sentencepiece(const SentencePieceModel& m, const std::string& name) {
   if (m.trainer.model_type != 2)
     LAV2_THROW(load_error, "tokenizer '", name, "': ModelProto.trainer_spec.model_type is ", m.trainer.model_type, " (",
                model_type_name(m.trainer.model_type), "), lav2 supports 2 (BPE) only");

@@ -63,6 +63,9 @@ class Tokenizer {
 
   LAV2_API static Tokenizer from_model_proto(std::string_view data, const std::string& name);
 
+  /// A SentencePiece BPE model already parsed, or built from another file's vocabulary (a GGUF's
+  /// tokenizer.ggml.* keys: model/gguf_tokenizer.hpp). Checks the vocabulary as from_model_proto does.
+  LAV2_API static Tokenizer from_sentencepiece(const SentencePieceModel& m, const std::string& name);
   LAV2_API static Tokenizer from_hf_json(std::string_view data, const std::string& name);
 
   // ---- the official Tokenizer's interface ----------------------------------------------------------------
