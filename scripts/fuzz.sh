@@ -9,87 +9,17 @@
 # working corpus build-fuzz/corpus/<target>/ keeps what the fuzzer finds between runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/fuzz-common.sh
 secs=${1:-30}
 shift || true
-all=(torch_checkpoint torchscript safetensors json_config tokenizer_model tokenizer_json tokenize image cli gguf)
 targets=("$@")
-((${#targets[@]})) || targets=("${all[@]}")
+((${#targets[@]})) || targets=("${fuzz_all_targets[@]}")
 jobs=${LAV2_FUZZ_JOBS:-2}
-max_len=${LAV2_FUZZ_MAX_LEN:-65536}
 out=build-fuzz
-
-# fuzz_cli links the subcommands' objects of the normal build (LAV2_FUZZ_CLI_FROM, default build/,
-# which scripts/test.sh has just made) when each is newer than every file it was compiled from
-# (ninja's own dependency record); otherwise it compiles them, which takes minutes (see
-# tests/fuzz/CMakeLists.txt).
-cli_objs=""
-from=${LAV2_FUZZ_CLI_FROM:-build}
-objs=("$from"/cli/CMakeFiles/lav2_cli.dir/cmd_*.cpp.o)
-fresh() {  # fresh <object>: no recorded dependency is newer than it
-  local rel=${1#"$from"/} dep
-  ninja -C "$from" -t deps "$rel" 2>/dev/null | grep -q '(VALID)' || return 1
-  while read -r dep; do
-    [[ $dep = /* ]] || dep=$from/$dep
-    [[ -e $dep && ! $dep -nt $1 ]] || return 1
-  done < <(ninja -C "$from" -t deps "$rel" | awk 'NR > 1 && NF { print $1 }')
-}
-if [[ -f "${objs[0]}" ]] && ((${#objs[@]} == $(ls cli/cmd_*.cpp | wc -l))); then
-  cli_objs=$(realpath "${objs[@]}" | paste -sd';')
-  for o in "${objs[@]}"; do fresh "$o" || cli_objs=""; done
-fi
-cmake -S . -B $out -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
-  -DLAV2_BUILD_FUZZERS=ON -DLAV2_BUILD_TESTS=OFF -DLAV2_BUILD_EXAMPLES=OFF -DLAV2_BUILD_BENCHMARKS=OFF \
-  -DLAV2_INSTALL=OFF -DLAV2_NATIVE=OFF -DLAV2_FUZZ_CLI_OBJECTS="$cli_objs" >/dev/null
-cmake --build $out -j "$(nproc)" --target "${targets[@]/#/fuzz_}"
-
-# ---- seed corpora ------------------------------------------------------------------------------
-seed() {  # seed <target> <files...>: copies the files no larger than max_len into the corpus
-  local dir=$out/corpus/$1
-  shift
-  mkdir -p "$dir"
-  for f in "$@"; do
-    [[ -f "$f" ]] && (($(stat -c %s "$f") <= max_len)) && cp -n "$f" "$dir/seed_$(basename "$(dirname "$f")")_$(basename "$f")"
-  done
-  return 0
-}
-shopt -s nullglob globstar
-seed torch_checkpoint tests/data/io/*.pth tests/data/tiny_adapter/**/*.pth tests/corpus/torch/*.pth
-# the bare pickles inside the fixtures, so the unpickler half starts from real data.pkl streams
-mkdir -p $out/corpus/torch_checkpoint
-python3 - "$out/corpus/torch_checkpoint" tests/data/io/*.pth tests/corpus/torch/*.pth <<'PY'
-import os, sys, zipfile
-for p in sys.argv[2:]:
-    try:
-        with zipfile.ZipFile(p) as z:
-            for n in z.namelist():
-                if n.endswith(".pkl"):
-                    with open(os.path.join(sys.argv[1], "pkl_" + os.path.basename(p) + "_" + os.path.basename(n)), "wb") as f:
-                        f.write(z.read(n))
-    except Exception:
-        pass
-PY
-seed torchscript tests/data/tiny_clip/ts_*.pt tests/corpus/torchscript/*
-seed safetensors tests/data/io/*.safetensors tests/corpus/safetensors/*.safetensors
-seed json_config tests/data/io/*.json tests/data/tiny_llama/tiny/params.json tests/data/tiny_llama_bad/*/params.json \
-  tests/corpus/params/*.json tests/data/tiny_adapter/*/adapter.pth tests/data/tiny_adapter/bad/*.pth tests/data/io/nested.pth
-seed gguf tests/data/gguf/*.gguf tests/corpus/gguf/*.gguf
-seed tokenizer_model tests/data/tokenizer/*.model tests/corpus/tokenizer/*.model
-seed tokenizer_json tests/corpus/tokenizer/*.json
-seed image tests/data/images/special/*.png tests/data/images/jpeg/*.jpg tests/data/images/resize/00*.png \
-  tests/corpus/image/*.png tests/corpus/image/*.jpg
-mkdir -p $out/corpus/tokenize $out/corpus/cli
-printf '\x00Hello world, 123 \xc3\xa9t\xc3\xa9' >$out/corpus/tokenize/seed_text
-printf '\x01  two  spaces\xff\xfe broken \xe2\x82' >$out/corpus/tokenize/seed_user
-printf '\x02\x01\x00\x05\x00\xff\x7f\x00\x80\x10\x00' >$out/corpus/tokenize/seed_ids
-printf 'generate\0--llama-dir\0DIR\0--prompt\0hi\0--max-new-tokens\0-5\0--threads\0999999' >$out/corpus/cli/seed_generate
-printf 'generate\0--llama-dir=DIR\0--prompt\0\xff\xfe\0--template\0alpaca-input\0--input\0x\0--json' >$out/corpus/cli/seed_generate2
-printf 'tokenize\0--tokenizer\0tok.model\0--bos\0--\0-text' >$out/corpus/cli/seed_tokenize
-printf 'bench\0--help' >$out/corpus/cli/seed_bench
-printf 'selfcheck' >$out/corpus/cli/seed_selfcheck
-printf -- '--version' >$out/corpus/cli/seed_version
+fuzz_build $out "${targets[@]}"
+fuzz_seed $out
 
 # ---- run -------------------------------------------------------------------------------------------
-mkdir -p $out/artifacts $out/logs
 # Under CI the schedule is deterministic: a fixed seed and a fixed number of runs per target (about
 # 30 s each on the 2-core CI machine, measured), so a green submission stays green and CI never fails
 # on a finding that depends on timing; max_total_time only caps a slower machine. Outside CI: a
@@ -102,12 +32,10 @@ ci_runs() {  # ci_runs <target>: runs in ~30 s at the measured rates
   esac
 }
 run_one() {
-  local t=$1 dict=() schedule=(-max_total_time="$secs")
-  case $t in torch_checkpoint | torchscript | json_config) dict=(-dict=tests/fuzz/pickle.dict) ;; esac
+  local t=$1 args schedule=(-max_total_time="$secs")
+  mapfile -t args < <(fuzz_args "$out" "$t")
   [[ -n "${CI:-}" ]] && schedule=(-seed=1 -runs="$(ci_runs "$t")" -max_total_time=$((secs * 4)))
-  if "$out/fuzz/fuzz_$t" "$out/corpus/$t" "${dict[@]}" "${schedule[@]}" -max_len="$max_len" -timeout=20 \
-    -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" \
-    >"$out/logs/$t.log" 2>&1; then
+  if "$out/fuzz/fuzz_$t" "${args[@]}" "${schedule[@]}" >"$out/logs/$t.log" 2>&1; then
     echo "fuzz: $t ok: $(grep -E '^stat::number_of_executed_units' "$out/logs/$t.log" | awk '{print $2}') runs"
   else
     echo "fuzz: $t FAILED, see $out/logs/$t.log:"
@@ -115,6 +43,6 @@ run_one() {
     return 1
   fi
 }
-export -f run_one ci_runs
-export out secs max_len
+export -f run_one ci_runs fuzz_args
+export out secs fuzz_max_len
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'

@@ -5,7 +5,9 @@
 # (-fno-sanitize-recover, halt_on_error).
 # Every area but cli, which needs the lav2 binary (its hostile-input tests run in scripts/test.sh);
 # the text area's one case that runs the lav2 binary is skipped here. The kernels area runs every
-# kernel level this CPU has; with model it adds about 2.5 minutes on 2 cores (build and run).
+# kernel level this CPU has, its slowest cases at smaller shapes of the same structure under ASan
+# (tests/kernels/levels.hpp, kSanitized). Measured from empty build dirs on the shared 2-core
+# machine: 172 s without kernels and model, 312 s with them (kernels' run 55 s, 18 s once shrunk).
 #   scripts/sanitize.sh [areas...]     default: core io text vision corpus kernels model
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -8,7 +8,26 @@
 
 #include <lav2/kernels/dispatch.hpp>
 
+// Under AddressSanitizer (scripts/sanitize.sh) instrumented code runs about 10x slower, and the
+// sanitizer looks for bad accesses, which depend on a shape's loop structure (lane and block
+// edges, tails, thread splits), not on its size: the slowest cases then use smaller shapes with
+// the same structure (kSanitized below). The normal build runs the full LLaMA shapes.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LAV2_TEST_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(LAV2_TEST_SANITIZED)
+#define LAV2_TEST_SANITIZED 1
+#endif
+
 namespace lav2::kernels::test {
+
+#ifdef LAV2_TEST_SANITIZED
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
 
 /// \brief Calls f(table) for each SIMD level this program has and this CPU runs (not ref).
 template <class F>
