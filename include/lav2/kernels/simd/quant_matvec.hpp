@@ -1,7 +1,8 @@
-// The decode path of matmul over q8_0 / q4_0 weights: the activation row is quantised to q8_0
-// blocks once (the scalar quantize_row_q8_0, so every level sees the same integers), and each
-// output is the integer dot product of ggml (ref/matmul_quant.hpp):
-//   out[n] = sum_b float(sum_j qw[b, j] * qx[b, j]) * (d_w[b] * d_x[b])
+// The decode path of matmul over q8_0 / q4_0 / q4_K / q6_K weights: the activation row is
+// quantised once to q8_0 (or, for the K-quants, q8_K) blocks by the scalar quantiser, so every
+// level sees the same integers, and each output is the integer dot product of ggml
+// (ref/matmul_quant.hpp):
+//   out[n] = sum_b float(sum_j qw[b, j] * qx[b, j]) * (d_w[b] * d_x[b])   (q8_0, q4_0)
 //
 // AVX2 (and the AVX-512 unit, which has it): per block, |qw| (sign) times qx with qw's sign
 // (maddubs: u8 x s8 -> pairs of s16, at most 2 * 127 * 128 < 2^15, so it never saturates), then
@@ -10,6 +11,15 @@
 // unpacks its nibbles to [low 16 | high 16] bytes minus 8 first. Elsewhere (SSE2) the scalar
 // reference dot. Groups of four weight rows share each load of the activation block.
 //
+// K-quants (AVX2, and the AVX-512 unit): per super-block of 256, the codes as unsigned bytes
+// (q4_K 0..15; q6_K 0..63, the -32 applied later) times qx with maddubs (at most 2 * 63 * 128 <
+// 2^15), then madd against the sub-block scales as int16 (q4_K: one scale per 32 values; q6_K:
+// two per 32, the low and high 16), summed in 8 int32 lanes, exact. q6_K's -32 is taken out once
+// per block as 32 * sum_s sc[s] * bsums[s] (bsums = q8_K's sums of 16 codes), q4_K's mins term
+// sum_s mn[s] * (bsums[2s] + bsums[2s + 1]) likewise from bsums; each int32 vector is converted
+// and accumulated with one FMA by d_w * d_x (the mins by dmin_w * d_x). q4_K's 12 scale bytes are
+// unpacked with 32-bit masks (unpack_scales_min_q4_k's formula on four bytes at once).
+//
 // Determinism: a row's arithmetic is the same alone or in a group and for any thread count (work
 // is split over N only). The lanes split each block sum before it is scaled, so results differ
 // from the reference's in float rounding only.
@@ -17,6 +27,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "lav2/core/thread_pool.hpp"
 #include "lav2/kernels/epilogue.hpp"
@@ -47,11 +58,11 @@ inline __m256 block_dot(__m256i qw, __m256i qx) {
   return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
 
-inline float hsum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+inline float hsum(__m128 s) {
   const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
+inline float hsum(__m256 v) { return hsum(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
 
 /// out[r] = dot(row r of w, x) for kRows rows `nb` blocks apart.
 template <int kRows, class Block>
@@ -69,14 +80,126 @@ inline void quant_dot_rows(float* out, const Block* w, std::int64_t nb, const Bl
   }
   for (int r = 0; r < kRows; ++r) out[r] = hsum(acc[r]);
 }
+
+/// int16 lane i of each 128-bit half of `v` in every lane of that half (a constant shuffle).
+template <int kLane>
+inline __m256i broadcast_i16(__m256i v) {
+  return _mm256_shuffle_epi8(v, _mm256_set1_epi16(short(((2 * kLane + 1) << 8) | (2 * kLane))));
+}
+
+/// out[r] = q4_K . q8_K dot of row r, for kRows rows `nb` super-blocks apart.
+template <int kRows>
+inline void quant_dot_rows(float* out, const BlockQ4_K* w, std::int64_t nb, const BlockQ8_K* x) {
+  const __m256i low4 = _mm256_set1_epi8(15);
+  __m256 acc[kRows];
+  __m128 acc_min[kRows];
+  for (int r = 0; r < kRows; ++r) acc[r] = _mm256_setzero_ps(), acc_min[r] = _mm_setzero_ps();
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const BlockQ8_K& xb = x[b];
+    // The sums of the 8 sub-blocks' 32 activation codes: bsums[2s] + bsums[2s + 1].
+    const __m128i xsums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.bsums)),
+                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.bsums + 8)));
+    for (int r = 0; r < kRows; ++r) {
+      const BlockQ4_K& wb = w[r * nb + b];
+      std::uint32_t s0, s1, s2;  // scale bytes 0-3, 4-7, 8-11
+      std::memcpy(&s0, wb.scales, 4);
+      std::memcpy(&s1, wb.scales + 4, 4);
+      std::memcpy(&s2, wb.scales + 8, 4);
+      // Bytes j = 0..7 are sc[j] / mn[j]; (s >> 2) & 0x30 moves each byte's top two bits to bits 4-5.
+      const std::uint64_t sc = (s0 & 0x3f3f3f3fu) | std::uint64_t((s2 & 0x0f0f0f0fu) | ((s0 >> 2) & 0x30303030u)) << 32;
+      const std::uint64_t mn = (s1 & 0x3f3f3f3fu) | std::uint64_t(((s2 >> 4) & 0x0f0f0f0fu) | ((s1 >> 2) & 0x30303030u))
+                                                        << 32;
+      const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(std::int64_t(sc))));
+      const __m128i mins = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(std::int64_t(mn))), xsums);
+      __m256i sumi = _mm256_setzero_si256();
+      const auto chunk = [&](auto c, __m256i scale_lo, __m256i scale_hi) {  // values 64c .. 64c + 63
+        const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.qs + 32 * c));
+        const __m256i lo = _mm256_and_si256(bits, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low4);
+        const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs + 64 * c));
+        const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs + 64 * c + 32));
+        const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xlo), scale_lo);
+        const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xhi), scale_hi);
+        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(plo, phi));
+      };
+      chunk(0, broadcast_i16<0>(scales), broadcast_i16<1>(scales));
+      chunk(1, broadcast_i16<2>(scales), broadcast_i16<3>(scales));
+      chunk(2, broadcast_i16<4>(scales), broadcast_i16<5>(scales));
+      chunk(3, broadcast_i16<6>(scales), broadcast_i16<7>(scales));
+      const float dw = _cvtsh_ss(wb.d), dmin = _cvtsh_ss(wb.dmin);
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), _mm256_cvtepi32_ps(sumi), acc[r]);
+      acc_min[r] = _mm_fmadd_ps(_mm_set1_ps(dmin * xb.d), _mm_cvtepi32_ps(mins), acc_min[r]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) out[r] = hsum(acc[r]) - hsum(acc_min[r]);
+}
+
+/// The int16 scales of sub-blocks k (low 128 bits) and k + 1 (high) of a q6_K block.
+template <int kSub>
+inline __m256i scale_pair_q6_k(__m128i scales) {
+  const __m128i pick = _mm_set_epi8(kSub + 1, kSub + 1, kSub + 1, kSub + 1, kSub + 1, kSub + 1, kSub + 1, kSub + 1,
+                                    kSub, kSub, kSub, kSub, kSub, kSub, kSub, kSub);
+  return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, pick));
+}
+
+/// out[r] = q6_K . q8_K dot of row r, for kRows rows `nb` super-blocks apart.
+template <int kRows>
+inline void quant_dot_rows(float* out, const BlockQ6_K* w, std::int64_t nb, const BlockQ8_K* x) {
+  const __m256i low4 = _mm256_set1_epi8(15), bits45 = _mm256_set1_epi8(0x30);
+  __m256 acc[kRows];
+  for (int r = 0; r < kRows; ++r) acc[r] = _mm256_setzero_ps();
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const BlockQ8_K& xb = x[b];
+    const __m256i xsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums));
+    for (int r = 0; r < kRows; ++r) {
+      const BlockQ6_K& wb = w[r * nb + b];
+      const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales));
+      // 32 * sum_s sc[s] * bsums[s]: the codes' offset of 32, taken out of the unsigned products.
+      __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                      _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), xsums), 5));
+      // Codes (0..63) of 32 values times their activations, scaled by sub-blocks kSub, kSub + 1.
+      const auto chunk = [&](const std::int8_t* qx, __m256i codes, __m256i scale_pair) {
+        const __m256i p = _mm256_maddubs_epi16(codes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx)));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair));
+      };
+      for (int h = 0; h < 2; ++h) {  // values 128h .. 128h + 127
+        const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.ql + 64 * h));
+        const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.ql + 64 * h + 32));
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.qh + 32 * h));
+        // Bits 2g, 2g + 1 of qh to bits 4-5 (16-bit shifts: the mask drops what crosses bytes).
+        const __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45);
+        const __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45);
+        const __m256i h2 = _mm256_and_si256(qh, bits45);
+        const __m256i h3 = _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45);
+        const __m256i q0 = _mm256_or_si256(_mm256_and_si256(ql0, low4), h0);
+        const __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql1, low4), h1);
+        const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), h2);
+        const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), h3);
+        const std::int8_t* qx = xb.qs + 128 * h;
+        if (h == 0) {
+          chunk(qx, q0, scale_pair_q6_k<0>(scales));
+          chunk(qx + 32, q1, scale_pair_q6_k<2>(scales));
+          chunk(qx + 64, q2, scale_pair_q6_k<4>(scales));
+          chunk(qx + 96, q3, scale_pair_q6_k<6>(scales));
+        } else {
+          chunk(qx, q0, scale_pair_q6_k<8>(scales));
+          chunk(qx + 32, q1, scale_pair_q6_k<10>(scales));
+          chunk(qx + 64, q2, scale_pair_q6_k<12>(scales));
+          chunk(qx + 96, q3, scale_pair_q6_k<14>(scales));
+        }
+      }
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(wb.d) * xb.d), _mm256_cvtepi32_ps(sumi), acc[r]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) out[r] = hsum(acc[r]);
+}
 #else
 inline constexpr bool kIntegerDot = false;
 #endif
 
 /// Outputs [n_begin, n_end) of one activation row: groups of 4 rows, then single rows.
 template <class Arch, class Block>
-inline void quant_matvec_range(float* out, const Block* w, std::int64_t nb, const BlockQ8_0* xq, std::int64_t n_begin,
-                               std::int64_t n_end, const Epilogue& ep) {
+inline void quant_matvec_range(float* out, const Block* w, std::int64_t nb, const quant_activation_t<Block>* xq,
+                               std::int64_t n_begin, std::int64_t n_end, const Epilogue& ep) {
   constexpr int kGroup = 4;
   float dots[kGroup];
   for (std::int64_t n = n_begin; n < n_end;) {
@@ -96,12 +219,13 @@ inline void quant_matvec_range(float* out, const Block* w, std::int64_t nb, cons
 template <class Arch, class Block>
 void quant_matvec(ThreadPool& pool, float* out, const float* x, const Block* w, std::int64_t M, std::int64_t N,
                   std::int64_t K, const Epilogue& ep) {
-  const std::int64_t nb = K / kQuantBlock;
+  using Act = quant_activation_t<Block>;
+  const std::int64_t nb = K / quant_block_values_v<Block>;
   // The quantised rows, in this thread's reusable scratch (no allocation per token).
   std::unique_ptr<AlignedBuffer> own;
-  const std::int64_t floats = (M * nb * std::int64_t(sizeof(BlockQ8_0)) + 3) / 4;
-  auto* xq = reinterpret_cast<BlockQ8_0*>(thread_scratch<QuantXTag>(floats, own));
-  for (std::int64_t m = 0; m < M; ++m) quantize_row_q8_0(x + m * K, xq + m * nb, K);
+  const std::int64_t floats = (M * nb * std::int64_t(sizeof(Act)) + 3) / 4;
+  auto* xq = reinterpret_cast<Act*>(thread_scratch<QuantXTag>(floats, own));
+  for (std::int64_t m = 0; m < M; ++m) quantize_row(x + m * K, xq + m * nb, K);
   pool.parallel_for_guided(
       N,
       [&](std::int64_t n_begin, std::int64_t n_end) {
