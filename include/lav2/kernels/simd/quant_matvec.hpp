@@ -34,6 +34,7 @@
 #include "lav2/kernels/ref/matmul_quant.hpp"
 #include "lav2/kernels/simd/arch.hpp"
 #include "lav2/kernels/simd/gemm.hpp"
+#include "lav2/kernels/simd/quant_k_codes.hpp"
 #include "lav2/tensor/quant.hpp"
 
 namespace lav2::kernels::simd::detail {
@@ -64,8 +65,10 @@ inline float hsum(__m128 s) {
 }
 inline float hsum(__m256 v) { return hsum(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
 
-/// out[r] = dot(row r of w, x) for kRows rows `nb` blocks apart.
-template <int kRows, class Block>
+/// out[r] = dot(row r of w, x) for kRows rows `nb` blocks apart. The row-group kernels are templated
+/// on Arch although their code is AVX2's: each unit then has its own symbols, so the AVX2 table can
+/// never call a copy the AVX-512 unit compiled (kernel_unit.hpp).
+template <class Arch, int kRows, class Block>
 inline void quant_dot_rows(float* out, const Block* w, std::int64_t nb, const BlockQ8_0* x) {
   __m256 acc[kRows];
   for (int r = 0; r < kRows; ++r) acc[r] = _mm256_setzero_ps();
@@ -82,13 +85,13 @@ inline void quant_dot_rows(float* out, const Block* w, std::int64_t nb, const Bl
 }
 
 /// int16 lane i of each 128-bit half of `v` in every lane of that half (a constant shuffle).
-template <int kLane>
+template <class Arch, int kLane>
 inline __m256i broadcast_i16(__m256i v) {
   return _mm256_shuffle_epi8(v, _mm256_set1_epi16(short(((2 * kLane + 1) << 8) | (2 * kLane))));
 }
 
 /// out[r] = q4_K . q8_K dot of row r, for kRows rows `nb` super-blocks apart.
-template <int kRows>
+template <class Arch, int kRows>
 inline void quant_dot_rows(float* out, const BlockQ4_K* w, std::int64_t nb, const BlockQ8_K* x) {
   const __m256i low4 = _mm256_set1_epi8(15);
   __m256 acc[kRows];
@@ -121,10 +124,10 @@ inline void quant_dot_rows(float* out, const BlockQ4_K* w, std::int64_t nb, cons
         const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xhi), scale_hi);
         sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(plo, phi));
       };
-      chunk(0, broadcast_i16<0>(scales), broadcast_i16<1>(scales));
-      chunk(1, broadcast_i16<2>(scales), broadcast_i16<3>(scales));
-      chunk(2, broadcast_i16<4>(scales), broadcast_i16<5>(scales));
-      chunk(3, broadcast_i16<6>(scales), broadcast_i16<7>(scales));
+      chunk(0, broadcast_i16<Arch, 0>(scales), broadcast_i16<Arch, 1>(scales));
+      chunk(1, broadcast_i16<Arch, 2>(scales), broadcast_i16<Arch, 3>(scales));
+      chunk(2, broadcast_i16<Arch, 4>(scales), broadcast_i16<Arch, 5>(scales));
+      chunk(3, broadcast_i16<Arch, 6>(scales), broadcast_i16<Arch, 7>(scales));
       const float dw = _cvtsh_ss(wb.d), dmin = _cvtsh_ss(wb.dmin);
       acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), _mm256_cvtepi32_ps(sumi), acc[r]);
       acc_min[r] = _mm_fmadd_ps(_mm_set1_ps(dmin * xb.d), _mm_cvtepi32_ps(mins), acc_min[r]);
@@ -134,7 +137,7 @@ inline void quant_dot_rows(float* out, const BlockQ4_K* w, std::int64_t nb, cons
 }
 
 /// The int16 scales of sub-blocks k (low 128 bits) and k + 1 (high) of a q6_K block.
-template <int kSub>
+template <class Arch, int kSub>
 inline __m256i scale_pair_q6_k(__m128i scales) {
   const __m128i pick = _mm_set_epi8(kSub + 1, kSub + 1, kSub + 1, kSub + 1, kSub + 1, kSub + 1, kSub + 1, kSub + 1,
                                     kSub, kSub, kSub, kSub, kSub, kSub, kSub, kSub);
@@ -142,9 +145,8 @@ inline __m256i scale_pair_q6_k(__m128i scales) {
 }
 
 /// out[r] = q6_K . q8_K dot of row r, for kRows rows `nb` super-blocks apart.
-template <int kRows>
+template <class Arch, int kRows>
 inline void quant_dot_rows(float* out, const BlockQ6_K* w, std::int64_t nb, const BlockQ8_K* x) {
-  const __m256i low4 = _mm256_set1_epi8(15), bits45 = _mm256_set1_epi8(0x30);
   __m256 acc[kRows];
   for (int r = 0; r < kRows; ++r) acc[r] = _mm256_setzero_ps();
   for (std::int64_t b = 0; b < nb; ++b) {
@@ -162,29 +164,18 @@ inline void quant_dot_rows(float* out, const BlockQ6_K* w, std::int64_t nb, cons
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair));
       };
       for (int h = 0; h < 2; ++h) {  // values 128h .. 128h + 127
-        const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.ql + 64 * h));
-        const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.ql + 64 * h + 32));
-        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.qh + 32 * h));
-        // Bits 2g, 2g + 1 of qh to bits 4-5 (16-bit shifts: the mask drops what crosses bytes).
-        const __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45);
-        const __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45);
-        const __m256i h2 = _mm256_and_si256(qh, bits45);
-        const __m256i h3 = _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45);
-        const __m256i q0 = _mm256_or_si256(_mm256_and_si256(ql0, low4), h0);
-        const __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql1, low4), h1);
-        const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), h2);
-        const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), h3);
+        const Q6Codes<Arch> codes(wb, h);
         const std::int8_t* qx = xb.qs + 128 * h;
         if (h == 0) {
-          chunk(qx, q0, scale_pair_q6_k<0>(scales));
-          chunk(qx + 32, q1, scale_pair_q6_k<2>(scales));
-          chunk(qx + 64, q2, scale_pair_q6_k<4>(scales));
-          chunk(qx + 96, q3, scale_pair_q6_k<6>(scales));
+          chunk(qx, codes.q[0], scale_pair_q6_k<Arch, 0>(scales));
+          chunk(qx + 32, codes.q[1], scale_pair_q6_k<Arch, 2>(scales));
+          chunk(qx + 64, codes.q[2], scale_pair_q6_k<Arch, 4>(scales));
+          chunk(qx + 96, codes.q[3], scale_pair_q6_k<Arch, 6>(scales));
         } else {
-          chunk(qx, q0, scale_pair_q6_k<8>(scales));
-          chunk(qx + 32, q1, scale_pair_q6_k<10>(scales));
-          chunk(qx + 64, q2, scale_pair_q6_k<12>(scales));
-          chunk(qx + 96, q3, scale_pair_q6_k<14>(scales));
+          chunk(qx, codes.q[0], scale_pair_q6_k<Arch, 8>(scales));
+          chunk(qx + 32, codes.q[1], scale_pair_q6_k<Arch, 10>(scales));
+          chunk(qx + 64, codes.q[2], scale_pair_q6_k<Arch, 12>(scales));
+          chunk(qx + 96, codes.q[3], scale_pair_q6_k<Arch, 14>(scales));
         }
       }
       acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(wb.d) * xb.d), _mm256_cvtepi32_ps(sumi), acc[r]);
@@ -205,8 +196,8 @@ inline void quant_matvec_range(float* out, const Block* w, std::int64_t nb, cons
   for (std::int64_t n = n_begin; n < n_end;) {
     const int rows = n + kGroup <= n_end ? kGroup : 1;
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-    if (rows == kGroup) quant_dot_rows<kGroup>(dots, w + n * nb, nb, xq);
-    else quant_dot_rows<1>(dots, w + n * nb, nb, xq);
+    if (rows == kGroup) quant_dot_rows<Arch, kGroup>(dots, w + n * nb, nb, xq);
+    else quant_dot_rows<Arch, 1>(dots, w + n * nb, nb, xq);
 #else
     for (int r = 0; r < rows; ++r) dots[r] = ref::quant_dot(w + (n + r) * nb, xq, nb);
 #endif
