@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "lav2/kernels/simd/arch.hpp"
 #include "lav2/tensor/quant.hpp"
@@ -14,6 +15,32 @@
 namespace lav2::kernels::simd::detail {
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+
+/// The sums of a q8_K block's 8 sub-blocks of 32 codes, bsums[2s] + bsums[2s + 1], as int16: what
+/// q4_K's mins multiply.
+template <class Arch>
+inline __m128i pair_sums_q8_k(const BlockQ8_K& x) {
+  return _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums)),
+                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums + 8)));
+}
+
+/// A q4_K block's scales (bytes 0-7 of `sc`) and mins (of `mn`): unpack_scales_min_q4_k's formula
+/// on four bytes at once; (s >> 2) & 0x30 moves each byte's top two bits to bits 4-5.
+template <class Arch>
+struct Q4ScalesMins {
+  std::uint64_t sc, mn;
+  explicit Q4ScalesMins(const BlockQ4_K& b) {
+    std::uint32_t s0, s1, s2;  // scale bytes 0-3, 4-7, 8-11
+    std::memcpy(&s0, b.scales, 4);
+    std::memcpy(&s1, b.scales + 4, 4);
+    std::memcpy(&s2, b.scales + 8, 4);
+    sc = (s0 & 0x3f3f3f3fu) | std::uint64_t((s2 & 0x0f0f0f0fu) | ((s0 >> 2) & 0x30303030u)) << 32;
+    mn = (s1 & 0x3f3f3f3fu) | std::uint64_t(((s2 >> 4) & 0x0f0f0f0fu) | ((s1 >> 2) & 0x30303030u)) << 32;
+  }
+  /// The 8 scales / mins as int16.
+  __m128i scales16() const { return _mm_cvtepu8_epi16(_mm_cvtsi64_si128(std::int64_t(sc))); }
+  __m128i mins16() const { return _mm_cvtepu8_epi16(_mm_cvtsi64_si128(std::int64_t(mn))); }
+};
 
 /// The codes (0..63) of half h of a q6_K block: q[g] holds values 128h + 32g .. 128h + 32g + 31.
 template <class Arch>

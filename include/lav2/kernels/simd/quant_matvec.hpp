@@ -18,7 +18,8 @@
 // per block as 32 * sum_s sc[s] * bsums[s] (bsums = q8_K's sums of 16 codes), q4_K's mins term
 // sum_s mn[s] * (bsums[2s] + bsums[2s + 1]) likewise from bsums; each int32 vector is converted
 // and accumulated with one FMA by d_w * d_x (the mins by dmin_w * d_x). q4_K's 12 scale bytes are
-// unpacked with 32-bit masks (unpack_scales_min_q4_k's formula on four bytes at once).
+// unpacked with 32-bit masks (unpack_scales_min_q4_k's formula on four bytes at once). The shared
+// unpacking is in quant_k_codes.hpp; the AVX-512 unit runs the 512-bit forms of quant_k_dot512.hpp.
 //
 // Determinism: a row's arithmetic is the same alone or in a group and for any thread count (work
 // is split over N only). The lanes split each block sum before it is scaled, so results differ
@@ -35,6 +36,7 @@
 #include "lav2/kernels/simd/arch.hpp"
 #include "lav2/kernels/simd/gemm.hpp"
 #include "lav2/kernels/simd/quant_k_codes.hpp"
+#include "lav2/kernels/simd/quant_k_dot512.hpp"
 #include "lav2/tensor/quant.hpp"
 
 namespace lav2::kernels::simd::detail {
@@ -99,21 +101,12 @@ inline void quant_dot_rows(float* out, const BlockQ4_K* w, std::int64_t nb, cons
   for (int r = 0; r < kRows; ++r) acc[r] = _mm256_setzero_ps(), acc_min[r] = _mm_setzero_ps();
   for (std::int64_t b = 0; b < nb; ++b) {
     const BlockQ8_K& xb = x[b];
-    // The sums of the 8 sub-blocks' 32 activation codes: bsums[2s] + bsums[2s + 1].
-    const __m128i xsums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.bsums)),
-                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.bsums + 8)));
+    const __m128i xsums = pair_sums_q8_k<Arch>(xb);
     for (int r = 0; r < kRows; ++r) {
       const BlockQ4_K& wb = w[r * nb + b];
-      std::uint32_t s0, s1, s2;  // scale bytes 0-3, 4-7, 8-11
-      std::memcpy(&s0, wb.scales, 4);
-      std::memcpy(&s1, wb.scales + 4, 4);
-      std::memcpy(&s2, wb.scales + 8, 4);
-      // Bytes j = 0..7 are sc[j] / mn[j]; (s >> 2) & 0x30 moves each byte's top two bits to bits 4-5.
-      const std::uint64_t sc = (s0 & 0x3f3f3f3fu) | std::uint64_t((s2 & 0x0f0f0f0fu) | ((s0 >> 2) & 0x30303030u)) << 32;
-      const std::uint64_t mn = (s1 & 0x3f3f3f3fu) | std::uint64_t(((s2 >> 4) & 0x0f0f0f0fu) | ((s1 >> 2) & 0x30303030u))
-                                                        << 32;
-      const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(std::int64_t(sc))));
-      const __m128i mins = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(std::int64_t(mn))), xsums);
+      const Q4ScalesMins<Arch> sm(wb);
+      const __m256i scales = _mm256_broadcastsi128_si256(sm.scales16());
+      const __m128i mins = _mm_madd_epi16(sm.mins16(), xsums);
       __m256i sumi = _mm256_setzero_si256();
       const auto chunk = [&](auto c, __m256i scale_lo, __m256i scale_hi) {  // values 64c .. 64c + 63
         const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.qs + 32 * c));
@@ -196,8 +189,16 @@ inline void quant_matvec_range(float* out, const Block* w, std::int64_t nb, cons
   for (std::int64_t n = n_begin; n < n_end;) {
     const int rows = n + kGroup <= n_end ? kGroup : 1;
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-    if (rows == kGroup) quant_dot_rows<Arch, kGroup>(dots, w + n * nb, nb, xq);
-    else quant_dot_rows<Arch, 1>(dots, w + n * nb, nb, xq);
+#if LAV2_KQUANT_DOT512
+    if constexpr (quant_block_values_v<Block> == kQuantBlockK) {  // quant_k_dot512.hpp
+      if (rows == kGroup) quant_dot_rows_512<Arch, kGroup>(dots, w + n * nb, nb, xq);
+      else quant_dot_rows_512<Arch, 1>(dots, w + n * nb, nb, xq);
+    } else
+#endif
+    {
+      if (rows == kGroup) quant_dot_rows<Arch, kGroup>(dots, w + n * nb, nb, xq);
+      else quant_dot_rows<Arch, 1>(dots, w + n * nb, nb, xq);
+    }
 #else
     for (int r = 0; r < rows; ++r) dots[r] = ref::quant_dot(w + (n + r) * nb, xq, nb);
 #endif
