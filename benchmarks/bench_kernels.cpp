@@ -11,6 +11,9 @@
 // matmul_eigen/f32 is the baseline: Eigen's f32 GEMM (M = 64) and GEMV (M = 1) on the same f32
 // weights and counters, one thread (Eigen parallelises only through OpenMP, which is not enabled),
 // so lav2 vs Eigen reads off one run: compare it with matmul_simd/f32 at threads = 1.
+// Quantised weights (q8_0, q4_0, q4_k, q6_k) run at 4096 x 4096 only: random f32 rows quantised by
+// lav2's reference quantisers; weights_GBps counts the bytes of their blocks, the bytes a decode
+// step streams (q4_0 and q4_k 4.5 bits per weight, q6_k 6.5625, q8_0 8.5).
 // Run: build/benchmarks/bench_kernels --benchmark_filter=... (the probes always run first).
 #include <benchmark/benchmark.h>
 
@@ -30,7 +33,9 @@
 #include <lav2/kernels/probes.hpp>
 #include <lav2/kernels/ref/matmul.hpp>
 #include <lav2/kernels/ref/ops.hpp>
+#include <lav2/kernels/ref/ref_table.hpp>
 #include <lav2/kernels/selfcheck.hpp>
+#include <lav2/tensor/quant.hpp>
 #include <lav2/tensor/tensor.hpp>
 
 using namespace lav2;
@@ -66,6 +71,23 @@ void timed_loop(benchmark::State& state, F&& fn, double* seconds) {
   }
 }
 
+// The bytes of a random (N, K) weight matrix of W: elements, or f32 rows quantised to blocks.
+template <class W>
+std::vector<unsigned char> random_weight_bytes(std::int64_t N, std::int64_t K) {
+  if constexpr (is_quant_block_v<W>) {
+    const std::int64_t nb = K / quant_block_values_v<W>;
+    const auto f = check::random_vector(N * K, 2);
+    std::vector<unsigned char> bytes(std::size_t(N * nb) * sizeof(W));
+    for (std::int64_t n = 0; n < N; ++n) quantize_row(f.data() + n * K, reinterpret_cast<W*>(bytes.data()) + n * nb, K);
+    return bytes;
+  } else {
+    const auto w = check::random_weights<W>(N * K, 2);
+    std::vector<unsigned char> bytes(w.size() * sizeof(W));
+    std::memcpy(bytes.data(), w.data(), bytes.size());
+    return bytes;
+  }
+}
+
 // args: M, N, K, threads
 template <class W, Impl kImpl>
 void BM_matmul(benchmark::State& state) {
@@ -74,13 +96,13 @@ void BM_matmul(benchmark::State& state) {
   const auto x = check::random_vector(M * K, 1);
   // Enough copies of the weights to cover 1 GiB, used in turn, so that every call reads its
   // weights from DRAM as the stream probe does (this machine's L3 could otherwise hold one copy).
-  const auto w0 = check::random_weights<W>(N * K, 2);
+  const auto w0 = random_weight_bytes<W>(N, K);
   // Each copy is a Tensor, allocated as the library allocates weights (huge pages when large).
-  const std::size_t copies = std::max<std::size_t>(1, (std::size_t(1) << 30) / (w0.size() * sizeof(W)) + 1);
-  std::vector<Tensor<W>> w;
+  const std::size_t copies = std::max<std::size_t>(1, (std::size_t(1) << 30) / w0.size() + 1);
+  std::vector<Tensor<std::uint8_t>> w;
   for (std::size_t c = 0; c < copies; ++c) {
-    w.emplace_back(Shape{N, K});
-    std::memcpy(w.back().data(), w0.data(), w0.size() * sizeof(W));
+    w.emplace_back(Shape{std::int64_t(w0.size())});
+    std::memcpy(w.back().data(), w0.data(), w0.size());
   }
   std::vector<float> out(static_cast<std::size_t>(M * N));
   ThreadPool& pool = pool_of(threads);
@@ -91,23 +113,23 @@ void BM_matmul(benchmark::State& state) {
   timed_loop(
       state,
       [&] {
-        const W* wt = w[turn++ % copies].data();
+        const W* wt = reinterpret_cast<const W*>(w[turn++ % copies].data());
         if constexpr (kImpl == Impl::simd) {
           simd_kernels().matmul<W>()(pool, out.data(), x.data(), wt, M, N, K, Epilogue{});
-        } else if constexpr (kImpl == Impl::eigen) {
+        } else if constexpr (kImpl == Impl::eigen && std::is_same_v<W, float>) {
           // out (M, N) = x (M, K) * W^T, W (N, K) row-major: what a linear computes.
           using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
           Eigen::Map<RowMajor> o(out.data(), M, N);
           o.noalias() = Eigen::Map<const RowMajor>(x.data(), M, K) * Eigen::Map<const RowMajor>(wt, N, K).transpose();
         } else {
-          ref::matmul(pool, out.data(), x.data(), wt, M, N, K);
+          ref::ref_table().matmul<W>()(pool, out.data(), x.data(), wt, M, N, K, Epilogue{});
         }
         benchmark::DoNotOptimize(out.data());
       },
       &seconds);
   const double stream_after = adjacent_probe ? probes::stream_gbps(pool, *g_stream_buffer) : 0.0;
   const double iters = double(state.iterations());
-  const double weight_gbps = double(N * K) * sizeof(W) * iters / seconds / 1e9;
+  const double weight_gbps = double(w0.size()) * iters / seconds / 1e9;
   const double gflops = 2.0 * double(M * N * K) * iters / seconds / 1e9;
   state.counters["weights_GBps"] = weight_gbps;
   state.counters["stream_frac_startup"] = weight_gbps / g_stream_gbps[threads];
@@ -132,6 +154,7 @@ constexpr std::int64_t kShapes[3][2] = {{4096, 4096}, {11008, 4096}, {4096, 1100
 template <class W>
 void register_matmul(const char* dtype) {
   for (const auto& s : kShapes) {
+    if (is_quant_block_v<W> && !(s[0] == 4096 && s[1] == 4096)) continue;
     for (int threads : {1, 2}) {
       for (std::int64_t M : {1, 64}) {
         const std::string tail = std::string("/") + dtype;
@@ -340,6 +363,10 @@ int main(int argc, char** argv) {
   register_matmul<float>("f32");
   register_matmul<f16_t>("f16");
   register_matmul<bf16_t>("bf16");
+  register_matmul<BlockQ8_0>("q8_0");
+  register_matmul<BlockQ4_0>("q4_0");
+  register_matmul<BlockQ4_K>("q4_k");
+  register_matmul<BlockQ6_K>("q6_k");
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

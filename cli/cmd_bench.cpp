@@ -121,8 +121,10 @@ int run_bench(const BenchArgs& a) {
   else if (a.dtype == "bf16") dtype = DType::bf16;
   else if (a.dtype == "q8_0") dtype = DType::q8_0;
   else if (a.dtype == "q4_0") dtype = DType::q4_0;
+  else if (a.dtype == "q4_k") dtype = DType::q4_k;
+  else if (a.dtype == "q6_k") dtype = DType::q6_k;
   else if (a.dtype != "f32")
-    LAV2_THROW(input_error, "--dtype '", a.dtype, "' is not one of f16, bf16, f32, q8_0, q4_0");
+    LAV2_THROW(input_error, "--dtype '", a.dtype, "' is not one of f16, bf16, f32, q8_0, q4_0, q4_k, q6_k");
   model::LlamaConfig c = model::preset_config(a.preset);
   if (a.layers > 0) c.n_layers = a.layers;
 
@@ -179,7 +181,8 @@ const lav2::cli::CommandRegistrar kRegister{
       sub.add("--random-model", a->preset, "preset shapes: 7b | tiny").required();
       sub.add("--layers", a->layers, "override the number of layers (e.g. 2 for a quick 7B-shaped run)").range(1, 1024);
       sub.add("--dtype", a->dtype,
-              "weight dtype of the frozen linears: f16 | bf16 | f32 | q8_0 | q4_0 (the random f32 values quantised)");
+              "weight dtype of the frozen linears: f16 | bf16 | f32 | q8_0 | q4_0 | q4_k | q6_k (the random f32 values "
+              "quantised; the K-quants by lav2's reference quantisers, not llama.cpp's)");
       sub.add("--threads", a->threads, "threads (0: all cores)").range(0, 1024);
       sub.add("--prompt-tokens", a->prompt_tokens, "prompt length for prefill").range(1, 65536);
       sub.add("--gen-tokens", a->gen_tokens, "decode steps").range(0, 65536);

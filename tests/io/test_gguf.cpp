@@ -3,6 +3,7 @@
 // a good file in exactly the field under test), and every truncation of a small file.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -161,6 +162,49 @@ TEST_CASE("gguf: every metadata type and tensor dtype survives a write and a rea
   LAV2_CHECK_THROWS_WITH_ALL(lav2::load_error, f.get_array("tokens", GgufType::f32),
                              "key 'tokens' is array of string, expected an array of f32");
   fs::remove(p);
+}
+
+TEST_CASE("gguf: Q4_K and Q6_K tensors are read in place as q4_k / q6_k; a row not of 256 is refused") {
+  // Rows of 512 values: 2 super-blocks of 144 (Q4_K) or 210 (Q6_K) bytes each.
+  std::vector<float> f32(3 * 512);
+  for (std::size_t i = 0; i < f32.size(); ++i) f32[i] = std::sin(float(i) * 0.37f);
+  std::vector<lav2::BlockQ4_K> q4(3 * 2);
+  std::vector<lav2::BlockQ6_K> q6(3 * 2);
+  for (int r = 0; r < 3; ++r) {
+    lav2::quantize_row(f32.data() + r * 512, q4.data() + r * 2, 512);
+    lav2::quantize_row(f32.data() + r * 512, q6.data() + r * 2, 512);
+  }
+  GgufWriter w;
+  w.set("general.architecture", GgufValue::of_string("llama"));
+  w.add_tensor("m.q4_k", DType::q4_k, Shape{3, 512}, q4.data());
+  w.add_tensor("m.q6_k", DType::q6_k, Shape{3, 512}, q6.data());
+  const std::string p = temp_path("kquant.gguf");
+  w.write(p);
+  const std::vector<unsigned char> bytes = read_bytes(p);
+  fs::remove(p);
+  const GgufFile f = open_bytes(bytes);
+  REQUIRE(f.tensors().size() == 2);
+  CHECK(f.tensor_infos()[0].type->id == 12);
+  CHECK(f.tensor_infos()[1].type->id == 14);
+  CHECK(f.tensor_infos()[0].bytes == 3 * 2 * 144);
+  CHECK(f.tensor_infos()[1].bytes == 3 * 2 * 210);
+  const auto& t4 = f.tensors().at("m.q4_k");
+  const auto& t6 = f.tensors().at("m.q6_k");
+  CHECK(t4.dtype == DType::q4_k);
+  CHECK(t6.dtype == DType::q6_k);
+  CHECK(t4.shape == Shape{3, 512});
+  CHECK(std::memcmp(t4.data, q4.data(), q4.size() * sizeof(lav2::BlockQ4_K)) == 0);
+  CHECK(std::memcmp(t6.data, q6.data(), q6.size() * sizeof(lav2::BlockQ6_K)) == 0);
+  // ne[0] = 128 (half a super-block) for each type in turn.
+  for (const char* name : {"m.q4_k", "m.q6_k"}) {
+    std::vector<unsigned char> b = bytes;
+    const std::size_t ne0 = find(b, name) + std::strlen(name) + 4;  // after the name: u32 n_dims, then ne[0]
+    put_u64(b, ne0, 128);
+    const std::string tensor = std::string("tensor '") + name + "'";
+    const std::string why = std::string("rows of 128 elements are not a multiple of ") +
+                            (tensor.find("q4_k") != std::string::npos ? "Q4_K" : "Q6_K") + "'s block of 256";
+    LAV2_CHECK_THROWS_WITH_ALL(lav2::load_error, open_bytes(b), tensor.c_str(), "ne[0] = 128", why.c_str());
+  }
 }
 
 TEST_CASE("gguf: every check of the reader refuses its file with the field and the values") {

@@ -5,8 +5,10 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <vector>
 
 #include <lav2/kernels/dispatch.hpp>
+#include <lav2/tensor/quant.hpp>
 
 // Under AddressSanitizer (scripts/sanitize.sh) instrumented code runs about 10x slower, and the
 // sanitizer looks for bad accesses, which depend on a shape's loop structure (lane and block
@@ -52,6 +54,15 @@ template <class KV>
 void level_attention(const KernelTable& L, float* out, const float* q, const KV* k, const KV* v, std::int64_t n_keys,
                      std::int64_t head_dim, std::int64_t kv_stride, float scale, float* scratch) {
   L.attention<KV>()(out, q, k, v, n_keys, head_dim, kv_stride, scale, scratch);
+}
+
+/// \brief The (N, K) row-major `w` quantised row by row to `Block`s (K a multiple of its block).
+template <class Block>
+std::vector<Block> quantized(const std::vector<float>& w, std::int64_t N, std::int64_t K) {
+  const std::int64_t nb = K / quant_block_values_v<Block>;
+  std::vector<Block> q(static_cast<std::size_t>(N * nb));
+  for (std::int64_t n = 0; n < N; ++n) quantize_row(w.data() + n * K, q.data() + n * nb, K);
+  return q;
 }
 
 }  // namespace lav2::kernels::test

@@ -1,7 +1,8 @@
 // q8_0 / q4_0 weights (tensor/quant.hpp, ref/matmul_quant.hpp): the block formats' arithmetic,
 // and every SIMD level's quantised matmul against the scalar reference on both paths (decode:
 // q8_0 activations and integer dots; prefill: the dequantised GEMM), bit-identical for any thread
-// count and for a row alone or in a group.
+// count and for a row alone or in a group. The last two also run q4_K / q6_K (q8_K activations);
+// test_matmul_kquant.cpp has their formats against llama.cpp's values.
 #include <doctest/doctest.h>
 
 #include <array>
@@ -19,15 +20,7 @@
 using namespace lav2;
 using namespace lav2::kernels;
 using lav2::kernels::test::for_each_level;
-
-namespace {
-template <class Block>
-std::vector<Block> quantized(const std::vector<float>& w, std::int64_t N, std::int64_t K) {
-  std::vector<Block> q(static_cast<std::size_t>(N * K / kQuantBlock));
-  for (std::int64_t n = 0; n < N; ++n) quantize_row(w.data() + n * K, q.data() + n * K / 32, K);
-  return q;
-}
-}  // namespace
+using lav2::kernels::test::quantized;
 
 TEST_CASE("q8_0 and q4_0 blocks hold ggml's values") {
   // q4_0: the value of largest magnitude maps to -8 (d = max / -8), so x = -8..7 times a power of
@@ -78,17 +71,20 @@ TEST_CASE_TEMPLATE("quantisation error is within half a step (q4_0: a step on it
   }
 }
 
-TEST_CASE_TEMPLATE("quantised matmul: every level against the reference, both paths", Block, BlockQ8_0, BlockQ4_0) {
+TEST_CASE_TEMPLATE("quantised matmul: every level against the reference, both paths", Block, BlockQ8_0, BlockQ4_0,
+                   BlockQ4_K, BlockQ6_K) {
   ThreadPool pool(2);
   for_each_level([&](const KernelTable& L) {
     const KernelTable& R = ref::ref_table();
     // Decode (M < 4): K at one block, the 7B sizes; N around the row group of 4. Prefill (M >= 4):
     // M around the GEMM tile, K across several blocks with a ragged one (K = 800 = 3 x 256 + 32).
+    // The K-quants round K up to their 256 (32 -> 256, 800 -> 1024, 544 -> 768).
     for (const auto& mnk : {std::array<std::int64_t, 3>{1, 37, 32}, std::array<std::int64_t, 3>{1, 4096, 512},
                             std::array<std::int64_t, 3>{1, 41, 11008}, std::array<std::int64_t, 3>{3, 45, 4096},
                             std::array<std::int64_t, 3>{4, 30, 800}, std::array<std::int64_t, 3>{13, 70, 544},
                             std::array<std::int64_t, 3>{64, 64, 4096}}) {
-      const std::int64_t M = mnk[0], N = mnk[1], K = mnk[2];
+      constexpr std::int64_t kValues = quant_block_values_v<Block>;
+      const std::int64_t M = mnk[0], N = mnk[1], K = (mnk[2] + kValues - 1) / kValues * kValues;
       const auto r =
           check::detail::check_matmul_quant<Block>("quant", L.matmul<Block>(), R.matmul<Block>(), pool, M, N, K, 91);
       INFO("M=", M, " N=", N, " K=", K, " error/bound=", r.max_diff);
@@ -98,7 +94,7 @@ TEST_CASE_TEMPLATE("quantised matmul: every level against the reference, both pa
 }
 
 TEST_CASE_TEMPLATE("quantised matmul is bit-identical for 1, 2, 3 threads and for a row alone", Block, BlockQ8_0,
-                   BlockQ4_0) {
+                   BlockQ4_0, BlockQ4_K, BlockQ6_K) {
   for_each_level([&](const KernelTable& L) {
     for (std::int64_t M : {1, 2, 19}) {
       const std::int64_t N = 53, K = 1024;
@@ -117,7 +113,8 @@ TEST_CASE_TEMPLATE("quantised matmul is bit-identical for 1, 2, 3 threads and fo
         ThreadPool pool(1);
         for (std::int64_t n = 0; n < N; ++n) {
           float alone = 0;
-          L.matmul<Block>()(pool, &alone, x.data(), w.data() + n * K / 32, 1, 1, K, Epilogue{});
+          L.matmul<Block>()(pool, &alone, x.data(), w.data() + n * (K / quant_block_values_v<Block>), 1, 1, K,
+                            Epilogue{});
           CHECK(std::memcmp(&alone, &first[std::size_t(n)], sizeof(float)) == 0);
         }
       }

@@ -321,11 +321,11 @@ class GgufFile {
     if (!t.type) LAV2_THROW(load_error, where, ": ggml type ", type, " is not a ggml type");
     if (!t.type->supported)
       LAV2_THROW(load_error, where, ": ggml type ", t.type->name,
-                 " is not supported (lav2 reads F32, F16, BF16, Q8_0, Q4_0, I8..I64)");
+                 " is not supported (lav2 reads F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, I8..I64)");
     const std::int64_t row = t.ne.empty() ? 1 : t.ne[0];
     if (row % t.type->block_size != 0)
-      LAV2_THROW(load_error, where, ": rows of ", row, " elements are not a multiple of ", t.type->name, "'s block of ",
-                 t.type->block_size);
+      LAV2_THROW(load_error, where, ": ne[0] = ", row, ": rows of ", row, " elements are not a multiple of ",
+                 t.type->name, "'s block of ", t.type->block_size);
     if (!detail::mul_ok(numel / std::uint64_t(t.type->block_size), t.type->block_bytes, t.bytes) ||
         t.bytes > lim.max_tensor_bytes)
       LAV2_THROW(limit_error, where, ": ", numel, " elements of ", t.type->name, " exceed the tensor limit of ",

@@ -64,7 +64,9 @@ inline const char* npy_descr(DType t) {
     case DType::boolean: return "|b1";
     case DType::bf16:  // no numpy type
     case DType::q8_0:
-    case DType::q4_0: return nullptr;
+    case DType::q4_0:
+    case DType::q4_k:
+    case DType::q6_k: return nullptr;
   }
   return nullptr;
 }

@@ -160,7 +160,8 @@ inline const char* kernel_arch_name() { return active_kernels().arch_name; }
 /// optionally adds the bias and/or accumulates into `out` (a residual) in the same pass
 /// (epilogue.hpp: the same bits as separate adds).
 /// \tparam W float, f16_t or bf16_t, widened exactly to f32 before multiplying; or BlockQ8_0 /
-///   BlockQ4_0 rows of K/32 blocks (K a multiple of 32): ref/matmul_quant.hpp gives their two paths.
+///   BlockQ4_0 rows of K/32 blocks (K a multiple of 32), or BlockQ4_K / BlockQ6_K rows of K/256
+///   super-blocks (K a multiple of 256): ref/matmul_quant.hpp gives their two paths.
 /// \param pool threads to split the N output features over; each output is computed by one
 ///   thread, so results are bit-identical for any pool size. M < 4 uses the matvec path (one
 ///   pass over w per row); larger M the packed GEMM, whose outputs are single FMA chains over
@@ -184,6 +185,8 @@ inline void matmul(ThreadPool& pool, float* out, const float* x, const MatPtr& w
     case DType::bf16: return matmul(pool, out, x, static_cast<const bf16_t*>(w.data), M, N, K, ep);
     case DType::q8_0: return matmul(pool, out, x, static_cast<const BlockQ8_0*>(w.data), M, N, K, ep);
     case DType::q4_0: return matmul(pool, out, x, static_cast<const BlockQ4_0*>(w.data), M, N, K, ep);
+    case DType::q4_k: return matmul(pool, out, x, static_cast<const BlockQ4_K*>(w.data), M, N, K, ep);
+    case DType::q6_k: return matmul(pool, out, x, static_cast<const BlockQ6_K*>(w.data), M, N, K, ep);
     default: break;
   }
   LAV2_THROW(internal_error, "matmul: weight dtype ", dtype_name(w.dtype), " has no kernel");

@@ -71,6 +71,8 @@ struct KernelTable {
   MatmulFn<bf16_t> matmul_bf16;
   MatmulFn<BlockQ8_0> matmul_q8_0;  ///< decode: q8_0 activations, integer dots; prefill: dequantised GEMM
   MatmulFn<BlockQ4_0> matmul_q4_0;
+  MatmulFn<BlockQ4_K> matmul_q4_k;  ///< decode: q8_K activations, integer dots; prefill: dequantised GEMM
+  MatmulFn<BlockQ6_K> matmul_q6_k;
   void (*convert_f16_to_f32)(float*, const f16_t*, std::int64_t);
   void (*convert_f32_to_f16)(f16_t*, const float*, std::int64_t);
   void (*convert_bf16_to_f32)(float*, const bf16_t*, std::int64_t);
@@ -88,7 +90,9 @@ struct KernelTable {
     else if constexpr (std::is_same_v<W, f16_t>) return matmul_f16;
     else if constexpr (std::is_same_v<W, bf16_t>) return matmul_bf16;
     else if constexpr (std::is_same_v<W, BlockQ8_0>) return matmul_q8_0;
-    else return matmul_q4_0;
+    else if constexpr (std::is_same_v<W, BlockQ4_0>) return matmul_q4_0;
+    else if constexpr (std::is_same_v<W, BlockQ4_K>) return matmul_q4_k;
+    else return matmul_q6_k;
   }
   template <class KV>
   AttentionFn<KV> attention() const {

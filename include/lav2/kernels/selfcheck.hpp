@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "lav2/core/thread_pool.hpp"
@@ -119,14 +120,29 @@ Result check_matmul(const char* name, KernelTable::MatmulFn<W> tested, KernelTab
   reference(pool, want.data(), x.data(), w.data(), M, N, K, Epilogue{});
   return compare_matmul(name, got.data(), want.data(), x.data(), w.data(), M, N, K);
 }
-/// The quantised matmul (K a multiple of 32): weights quantised from random f32, bounded as
-/// compare_matmul does with the dequantised weights and, on the decode path (M <
-/// kQuantGemmMinRows, q8_0 activations), the dequantised activations: both sides then compute
-/// the same products and differ only in how they sum them.
+/// The magnitudes the decode path of a q4_K row sums: (d sc) q and (dmin mn) are summed apart
+/// (ref/matmul_quant.hpp), so their rounding follows d sc q + dmin mn, not the (smaller) value.
+inline void q4_k_term_magnitudes(const BlockQ4_K* w, float* out, std::int64_t K) {
+  std::uint8_t sc[8], mn[8], q[kQuantBlockK];
+  for (std::int64_t b = 0; b < K / kQuantBlockK; ++b) {
+    unpack_scales_min_q4_k(w[b].scales, sc, mn);
+    unpack_codes_q4_k(w[b], q);
+    for (int j = 0; j < kQuantBlockK; ++j)
+      out[b * kQuantBlockK + j] =
+          f16_to_f32(w[b].d) * float(sc[j / 32]) * float(q[j]) + std::fabs(f16_to_f32(w[b].dmin)) * float(mn[j / 32]);
+  }
+}
+
+/// The quantised matmul (K a multiple of the block's 32 or 256 values): weights quantised from
+/// random f32, bounded as compare_matmul does with the dequantised weights and, on the decode path
+/// (M < kQuantGemmMinRows, q8_0 / q8_K activations), the dequantised activations (and, for q4_K,
+/// the magnitudes of its two sums): both sides then compute the same products and differ only in
+/// how they sum them.
 template <class Block>
 Result check_matmul_quant(const char* name, KernelTable::MatmulFn<Block> tested, KernelTable::MatmulFn<Block> reference,
                           ThreadPool& pool, std::int64_t M, std::int64_t N, std::int64_t K, std::uint32_t seed) {
-  const std::int64_t nb = K / kQuantBlock;
+  using Act = quant_activation_t<Block>;
+  const std::int64_t nb = K / quant_block_values_v<Block>;
   std::vector<float> x = random_vector(M * K, seed), wf = random_vector(N * K, seed + 1);
   std::vector<Block> w(std::size_t(N * nb));
   for (std::int64_t n = 0; n < N; ++n) {
@@ -137,11 +153,13 @@ Result check_matmul_quant(const char* name, KernelTable::MatmulFn<Block> tested,
   tested(pool, got.data(), x.data(), w.data(), M, N, K, Epilogue{});
   reference(pool, want.data(), x.data(), w.data(), M, N, K, Epilogue{});
   if (M < kQuantGemmMinRows) {
-    std::vector<BlockQ8_0> xq(static_cast<std::size_t>(nb));
+    std::vector<Act> xq(static_cast<std::size_t>(K / quant_block_values_v<Act>));
     for (std::int64_t m = 0; m < M; ++m) {
-      quantize_row_q8_0(x.data() + m * K, xq.data(), K);
+      quantize_row(x.data() + m * K, xq.data(), K);
       dequantize_row(xq.data(), xb.data() + m * K, K);
     }
+    if constexpr (std::is_same_v<Block, BlockQ4_K>)
+      for (std::int64_t n = 0; n < N; ++n) q4_k_term_magnitudes(w.data() + n * nb, wf.data() + n * K, K);
   }
   return compare_matmul(name, got.data(), want.data(), xb.data(), wf.data(), M, N, K);
 }
@@ -256,6 +274,11 @@ inline std::vector<Result> run(const KernelTable& tested, const KernelTable& ref
                                                  pool, M, N, K32, s));
     results.push_back(detail::check_matmul_quant((path + "q4_0").c_str(), tested.matmul_q4_0, reference.matmul_q4_0,
                                                  pool, M, N, K32, s));
+    const std::int64_t K256 = std::max<std::int64_t>(K / kQuantBlockK, 1) * kQuantBlockK;
+    results.push_back(detail::check_matmul_quant((path + "q4_k").c_str(), tested.matmul_q4_k, reference.matmul_q4_k,
+                                                 pool, M, N, K256, s));
+    results.push_back(detail::check_matmul_quant((path + "q6_k").c_str(), tested.matmul_q6_k, reference.matmul_q6_k,
+                                                 pool, M, N, K256, s));
   }
 
   {  // conversions must be bit-exact: compare as f32 after widening with the scalar spec

@@ -48,12 +48,12 @@ const T* random_tensor(const Shape& shape, std::uint64_t salt, float scale, floa
   return p;
 }
 
-/// A new (rows, cols) matrix of q8_0 / q4_0 blocks: the f32 values random_tensor<float> would
+/// A new (rows, cols) matrix of q8_0 / q4_0 / q4_k / q6_k blocks: the f32 values random_tensor<float> would
 /// make, quantised row by row (tensor/quant.hpp) as `lav2 convert` would; kept in `owned`.
 template <class Block>
 const Block* random_quantized(const Shape& shape, std::uint64_t salt, float scale, ThreadPool& pool,
                               std::vector<std::shared_ptr<const void>>& owned) {
-  const std::int64_t rows = shape[0], cols = shape[1], nb = cols / kQuantBlock;
+  const std::int64_t rows = shape[0], cols = shape[1], nb = cols / quant_block_values_v<Block>;
   auto blocks = std::shared_ptr<Block[]>(new Block[std::size_t(rows * nb)]);
   pool.parallel_for(rows, [&](std::int64_t b, std::int64_t e) {
     std::vector<float> row(static_cast<std::size_t>(cols));
@@ -81,7 +81,8 @@ inline AdapterSpec random_adapter_spec(const LlamaConfig& c) {
 }
 
 /// \brief Builds a model of config `c` and variant `spec` with random weights: frozen matrices in
-/// `dtype` (f32, f16, bf16, or q8_0 / q4_0: the f32 values quantised), uniform in [-scale, scale); norms, scales and new_gate 1; biases,
+/// `dtype` (f32, f16, bf16, or q8_0 / q4_0 / q4_k / q6_k: the f32 values quantised, the K-quants by
+/// lav2's reference quantisers), uniform in [-scale, scale); norms, scales and new_gate 1; biases,
 /// LoRA and prompts small uniform values; gates uniform in [-1, 1), so the prompt branch is live.
 /// Filled in parallel by `pool`; the same seed gives the same weights.
 inline LlamaModel random_llama(const LlamaConfig& c, DType dtype, ThreadPool& pool, std::uint64_t seed = 1,
@@ -94,14 +95,18 @@ inline LlamaModel random_llama(const LlamaConfig& c, DType dtype, ThreadPool& po
     const std::uint64_t salt = tensor_salt(seed, ++index);
     if constexpr (std::is_same_v<std::decay_t<decltype(slot)>, MatPtr>) {
       const std::int64_t rows = t.shape[0], cols = t.shape[1];
-      if (dtype_block_size(dtype) > 1 && cols % kQuantBlock != 0)
+      if (cols % dtype_block_size(dtype) != 0)
         LAV2_THROW(input_error, "random model: tensor '", t.name, "' has ", cols, " columns, not a multiple of ",
-                   kQuantBlock, " as ", dtype_name(dtype), " needs");
+                   dtype_block_size(dtype), " as ", dtype_name(dtype), " needs");
       const void* p =
           dtype == DType::q8_0
               ? static_cast<const void*>(detail::random_quantized<BlockQ8_0>(t.shape, salt, scale, pool, w.owned))
           : dtype == DType::q4_0
               ? static_cast<const void*>(detail::random_quantized<BlockQ4_0>(t.shape, salt, scale, pool, w.owned))
+          : dtype == DType::q4_k
+              ? static_cast<const void*>(detail::random_quantized<BlockQ4_K>(t.shape, salt, scale, pool, w.owned))
+          : dtype == DType::q6_k
+              ? static_cast<const void*>(detail::random_quantized<BlockQ6_K>(t.shape, salt, scale, pool, w.owned))
           : dtype == DType::f16
               ? static_cast<const void*>(detail::random_tensor<f16_t>(t.shape, salt, scale, 0, pool, w.owned))
           : dtype == DType::bf16

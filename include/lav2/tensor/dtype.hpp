@@ -17,11 +17,16 @@ namespace lav2 {
 /// \brief The element types lav2 can hold. The integer types exist for checkpoint contents
 /// (token ids, masks); compute is f32 throughout. q8_0 and q4_0 are GGML's block-quantised weight
 /// formats (tensor/quant.hpp): 32 values share one f16 scale, so they have a block size, not an
-/// element size.
-enum class DType : std::uint8_t { f32, f16, bf16, i64, i32, i16, i8, u8, boolean, q8_0, q4_0 };
+/// element size. q4_k and q6_k are GGML's K-quants Q4_K and Q6_K (tensor/quant_k.hpp), read from
+/// GGUF files: super-blocks of 256 values.
+enum class DType : std::uint8_t { f32, f16, bf16, i64, i32, i16, i8, u8, boolean, q8_0, q4_0, q4_k, q6_k };
 
-/// \brief Values per block: 32 for the quantised types, 1 for the others.
-constexpr std::int64_t dtype_block_size(DType t) { return t == DType::q8_0 || t == DType::q4_0 ? 32 : 1; }
+/// \brief Values per block: 32 for q8_0 and q4_0, 256 for q4_k and q6_k, 1 for the others.
+constexpr std::int64_t dtype_block_size(DType t) {
+  if (t == DType::q8_0 || t == DType::q4_0) return 32;
+  if (t == DType::q4_k || t == DType::q6_k) return 256;
+  return 1;
+}
 
 /// \brief Size in bytes of one element of `t`; 0 for the block types (use dtype_row_bytes).
 constexpr std::size_t dtype_size(DType t) {
@@ -36,16 +41,21 @@ constexpr std::size_t dtype_size(DType t) {
     case DType::u8:
     case DType::boolean: return 1;
     case DType::q8_0:
-    case DType::q4_0: return 0;
+    case DType::q4_0:
+    case DType::q4_k:
+    case DType::q6_k: return 0;
   }
   return 0;
 }
 
 /// \brief Bytes of `n` values of `t` (n a multiple of the block size for the block types):
-/// q8_0 is 34 bytes per 32 values (f16 scale + 32 int8), q4_0 18 (f16 scale + 16 bytes of nibbles).
+/// q8_0 is 34 bytes per 32 values (f16 scale + 32 int8), q4_0 18 (f16 scale + 16 bytes of nibbles),
+/// q4_k 144 per 256 (4.5 bits per value), q6_k 210 per 256 (6.5625 bits).
 constexpr std::size_t dtype_row_bytes(DType t, std::int64_t n) {
   if (t == DType::q8_0) return std::size_t(n / 32) * 34;
   if (t == DType::q4_0) return std::size_t(n / 32) * 18;
+  if (t == DType::q4_k) return std::size_t(n / 256) * 144;
+  if (t == DType::q6_k) return std::size_t(n / 256) * 210;
   return std::size_t(n) * dtype_size(t);
 }
 
@@ -63,6 +73,8 @@ constexpr std::string_view dtype_name(DType t) {
     case DType::boolean: return "bool";
     case DType::q8_0: return "q8_0";
     case DType::q4_0: return "q4_0";
+    case DType::q4_k: return "q4_k";
+    case DType::q6_k: return "q6_k";
   }
   return "?";
 }

@@ -71,6 +71,8 @@ inline void mat_row_to_f32(const MatPtr& m, std::int64_t r, float* out) {
       return;
     case DType::q8_0: return dequantize_row(static_cast<const BlockQ8_0*>(p), out, m.cols);
     case DType::q4_0: return dequantize_row(static_cast<const BlockQ4_0*>(p), out, m.cols);
+    case DType::q4_k: return dequantize_row(static_cast<const BlockQ4_K*>(p), out, m.cols);
+    case DType::q6_k: return dequantize_row(static_cast<const BlockQ6_K*>(p), out, m.cols);
     default: break;
   }
   LAV2_THROW(internal_error, "mat_row_to_f32: dtype ", dtype_name(m.dtype), " is not a float type");
@@ -78,7 +80,8 @@ inline void mat_row_to_f32(const MatPtr& m, std::int64_t r, float* out) {
 
 /// \brief True for the dtypes kernels::matmul multiplies (the closed list).
 constexpr bool is_matmul_dtype(DType t) {
-  return t == DType::f32 || t == DType::f16 || t == DType::bf16 || t == DType::q8_0 || t == DType::q4_0;
+  return t == DType::f32 || t == DType::f16 || t == DType::bf16 || t == DType::q8_0 || t == DType::q4_0 ||
+         t == DType::q4_k || t == DType::q6_k;
 }
 
 }  // namespace lav2

@@ -1,4 +1,5 @@
-// GGML's block-quantised weight formats, q8_0 and q4_0: the same bytes and the same arithmetic as
+// GGML's block-quantised weight formats, q8_0 and q4_0 (and, from quant_k.hpp, the K-quants q4_K
+// and q6_K with their q8_K activation blocks): the same bytes and the same arithmetic as
 // ggml, so files, sizes and results compare with llama.cpp's.
 //
 //   q8_0 block (34 bytes):  f16 d, int8 q[32]        value j = d * q[j]
@@ -19,6 +20,7 @@
 #include <type_traits>
 
 #include "lav2/tensor/dtype.hpp"
+#include "lav2/tensor/quant_k.hpp"
 
 namespace lav2 {
 
@@ -35,9 +37,22 @@ struct BlockQ4_0 {
 static_assert(sizeof(BlockQ8_0) == 34 && alignof(BlockQ8_0) == 2, "ggml's block_q8_0 layout");
 static_assert(sizeof(BlockQ4_0) == 18 && alignof(BlockQ4_0) == 2, "ggml's block_q4_0 layout");
 
-/// \brief Whether T is one of the block types.
+/// \brief Whether T is one of the weight block types.
 template <class T>
-inline constexpr bool is_quant_block_v = std::is_same_v<T, BlockQ8_0> || std::is_same_v<T, BlockQ4_0>;
+inline constexpr bool is_quant_block_v = std::is_same_v<T, BlockQ8_0> || std::is_same_v<T, BlockQ4_0> ||
+                                         std::is_same_v<T, BlockQ4_K> || std::is_same_v<T, BlockQ6_K>;
+
+/// \brief Values per block of a block type: 32 (q8_0, q4_0) or 256 (the K-quants, q8_K).
+template <class Block>
+inline constexpr std::int64_t quant_block_values_v =
+    std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ6_K> || std::is_same_v<Block, BlockQ8_K>
+        ? kQuantBlockK
+        : kQuantBlock;
+
+/// \brief The block type the activations are quantised to for an integer dot with `Block`
+/// weights, as ggml's vec_dot_type: q8_0 for q8_0 / q4_0, q8_K for the K-quants.
+template <class Block>
+using quant_activation_t = std::conditional_t<quant_block_values_v<Block> == kQuantBlockK, BlockQ8_K, BlockQ8_0>;
 
 /// \brief x (k, a multiple of 32) -> k/32 q8_0 blocks.
 inline void quantize_row_q8_0(const float* x, BlockQ8_0* y, std::int64_t k) {
@@ -92,5 +107,11 @@ inline void quantize_row(const float* x, BlockQ8_0* y, std::int64_t k) { quantiz
 inline void quantize_row(const float* x, BlockQ4_0* y, std::int64_t k) { quantize_row_q4_0(x, y, k); }
 inline void dequantize_row(const BlockQ8_0* w, float* out, std::int64_t k) { dequantize_row_q8_0(w, out, k); }
 inline void dequantize_row(const BlockQ4_0* w, float* out, std::int64_t k) { dequantize_row_q4_0(w, out, k); }
+inline void quantize_row(const float* x, BlockQ4_K* y, std::int64_t k) { quantize_row_q4_k(x, y, k); }
+inline void quantize_row(const float* x, BlockQ6_K* y, std::int64_t k) { quantize_row_q6_k(x, y, k); }
+inline void quantize_row(const float* x, BlockQ8_K* y, std::int64_t k) { quantize_row_q8_k(x, y, k); }
+inline void dequantize_row(const BlockQ4_K* w, float* out, std::int64_t k) { dequantize_row_q4_k(w, out, k); }
+inline void dequantize_row(const BlockQ6_K* w, float* out, std::int64_t k) { dequantize_row_q6_k(w, out, k); }
+inline void dequantize_row(const BlockQ8_K* w, float* out, std::int64_t k) { dequantize_row_q8_k(w, out, k); }
 
 }  // namespace lav2

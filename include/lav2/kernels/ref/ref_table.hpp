@@ -53,6 +53,8 @@ inline const KernelTable& ref_table() {
     r.matmul_bf16 = matmul<bf16_t>;
     r.matmul_q8_0 = matmul_quant<BlockQ8_0>;
     r.matmul_q4_0 = matmul_quant<BlockQ4_0>;
+    r.matmul_q4_k = matmul_quant<BlockQ4_K>;
+    r.matmul_q6_k = matmul_quant<BlockQ6_K>;
     r.convert_f16_to_f32 = convert_f16_to_f32;
     r.convert_f32_to_f16 = convert_f32_to_f16;
     r.convert_bf16_to_f32 = convert_bf16_to_f32;

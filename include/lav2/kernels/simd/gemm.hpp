@@ -28,6 +28,7 @@
 #include "lav2/core/thread_pool.hpp"
 #include "lav2/kernels/epilogue.hpp"
 #include "lav2/kernels/simd/convert.hpp"
+#include "lav2/kernels/simd/quant_k_codes.hpp"
 #include "lav2/tensor/dtype.hpp"
 #include "lav2/tensor/quant.hpp"
 
@@ -319,25 +320,33 @@ inline void widen_block(float* wide, const W* w, std::int64_t N, std::int64_t K,
   }
 }
 
-/// The same for q8_0 / q4_0 weights (K and pc multiples of 32; `kc` too, but for a last block):
+/// The same for q8_0 / q4_0 / q4_K / q6_K weights (K, pc and `kc` multiples of the block's 32 or
+/// 256 values):
 /// the blocks are dequantised exactly (d * q is exact in f32), so the GEMM multiplies the very
 /// values the file encodes.
 template <class Arch, class Block, std::enable_if_t<is_quant_block_v<Block>, int> = 0>
 inline void widen_block(float* wide, const Block* w, std::int64_t N, std::int64_t K, std::int64_t n_lo,
                         std::int64_t rows, std::int64_t pc, std::int64_t kc) {
-  constexpr std::int64_t kKc = GemmShape<Arch>::kKc;
-  const std::int64_t nb = K / kQuantBlock;
-  for (std::int64_t row = 0; row < rows; ++row)
-    dequantize_row(w + std::min(n_lo + row, N - 1) * nb + pc / kQuantBlock, wide + row * kKc, kc);
+  constexpr std::int64_t kKc = GemmShape<Arch>::kKc, kValues = quant_block_values_v<Block>;
+  static_assert(kKc % kValues == 0, "the GEMM's k blocks hold whole quantised blocks");
+  const std::int64_t nb = K / kValues;
+  for (std::int64_t row = 0; row < rows; ++row) {
+    const Block* src = w + std::min(n_lo + row, N - 1) * nb + pc / kValues;
+    // The K-quants' AVX2 unpacking (quant_k_codes.hpp, the same bits as the scalar rows): the
+    // scalar rows are compiled for baseline x86-64, and with them q6_K prefill (4096^2, M = 64,
+    // one thread) took 24.7 ms against q8_0's 16.4; with these 18.5 against 18.0 (a loaded VM).
+    if constexpr (kValues == kQuantBlockK) dequantize_row_k<Arch>(src, wide + row * kKc, kc);
+    else dequantize_row(src, wide + row * kKc, kc);
+  }
 }
 
-/// Rows [n_begin, n_end) x inputs [k_begin, k_end) of q8_0 / q4_0 weights as a LinePrefetcher.
+/// Rows [n_begin, n_end) x inputs [k_begin, k_end) of quantised weights as a LinePrefetcher.
 template <class Block, std::enable_if_t<is_quant_block_v<Block>, int> = 0>
 inline LinePrefetcher block_prefetcher(const Block* w, std::int64_t K, std::int64_t n_begin, std::int64_t n_end,
                                        std::int64_t k_begin, std::int64_t k_end) {
-  constexpr std::int64_t kSize = std::int64_t(sizeof(Block));
-  const std::int64_t nb = K / kQuantBlock;
-  return LinePrefetcher(w + n_begin * nb + k_begin / kQuantBlock, (k_end - k_begin) / kQuantBlock * kSize, nb * kSize,
+  constexpr std::int64_t kSize = std::int64_t(sizeof(Block)), kValues = quant_block_values_v<Block>;
+  const std::int64_t nb = K / kValues;
+  return LinePrefetcher(w + n_begin * nb + k_begin / kValues, (k_end - k_begin) / kValues * kSize, nb * kSize,
                         n_end - n_begin);
 }
 
@@ -370,7 +379,10 @@ void gemm(ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t
   // K in equal blocks of at most kKc: K = 257 runs as 129 + 128, not 256 + a block of 1.
   const std::int64_t k_blocks = (K + kKc - 1) / kKc;
   std::int64_t k_step = (K + k_blocks - 1) / k_blocks;
-  if constexpr (is_quant_block_v<W>) k_step = (k_step + kQuantBlock - 1) / kQuantBlock * kQuantBlock;  // whole blocks
+  if constexpr (is_quant_block_v<W>) {  // whole blocks
+    constexpr std::int64_t kValues = quant_block_values_v<W>;
+    k_step = (k_step + kValues - 1) / kValues * kValues;
+  }
   // A last panel of at most kTailRows rows goes through tail_rows_kernel, which reads x unpacked:
   // only the rows before it are packed.
   const std::int64_t tail_rows = M % kMc != 0 && M % kMc <= kTailRows ? M % kMc : 0;

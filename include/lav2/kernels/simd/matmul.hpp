@@ -136,7 +136,7 @@ struct matmul_fn {
   void operator()(Arch, ThreadPool& pool, float* out, const float* x, const W* w, std::int64_t M, std::int64_t N,
                   std::int64_t K, Epilogue ep = {}) const {
     if (M <= 0 || N <= 0) return;
-    if constexpr (is_quant_block_v<W>) {  // q8_0 / q4_0: quant_matvec.hpp, or the GEMM on dequantised blocks
+    if constexpr (is_quant_block_v<W>) {  // quant_matvec.hpp, or the GEMM on dequantised blocks
       if (M < kQuantGemmMinRows) detail::quant_matvec<Arch>(pool, out, x, w, M, N, K, ep);
       else detail::gemm<Arch>(pool, out, x, w, M, N, K, ep);
     } else {
