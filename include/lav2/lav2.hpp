@@ -15,6 +15,7 @@
 #include "lav2/tensor/dtype.hpp"
 #include "lav2/tensor/mat_ptr.hpp"
 #include "lav2/tensor/quant.hpp"
+#include "lav2/tensor/quant_k.hpp"
 #include "lav2/tensor/random_fill.hpp"
 #include "lav2/tensor/shape.hpp"
 #include "lav2/tensor/tensor.hpp"
@@ -66,6 +67,8 @@
 #include "lav2/kernels/simd/matmul.hpp"
 #include "lav2/kernels/simd/ops.hpp"
 #include "lav2/kernels/simd/probe_loops.hpp"
+#include "lav2/kernels/simd/quant_k_codes.hpp"
+#include "lav2/kernels/simd/quant_k_dot512.hpp"
 #include "lav2/kernels/simd/quant_matvec.hpp"
 #include "lav2/kernels/simd/simd_table.hpp"
 
