@@ -206,7 +206,8 @@ TEST_CASE("k-quant matmul through a MatPtr: the dtype switch, and the epilogue")
   const auto w4 = quantized<BlockQ4_K>(wf, N, K);
   const auto w6 = quantized<BlockQ6_K>(wf, N, K);
   std::vector<float> bias(std::size_t(N), 0.5f), a(static_cast<std::size_t>(N)), b(std::size_t(N), 1.0f);
-  for (const auto& [dt, p] : {std::pair<DType, const void*>{DType::q4_k, w4.data()}, {DType::q6_k, w6.data()}}) {
+  for (const auto& [dt_, p] : {std::pair<DType, const void*>{DType::q4_k, w4.data()}, {DType::q6_k, w6.data()}}) {
+    const DType dt = dt_;  // a structured binding cannot be captured (CAPTURE) before C++20
     CAPTURE(dtype_name(dt));
     const MatPtr m(dt, p, N, K, K);
     CHECK(m.bytes() == std::size_t(N) * dtype_row_bytes(dt, K));

@@ -167,7 +167,8 @@ TEST_CASE("f32, bf16, q8_0 and q4_0 GGUF models follow the PyTorch logits within
   // tiny model's random weights are the worst case for 4 bits: no outliers, one scale per 32.
   const std::pair<DType, double> cases[] = {
       {DType::f32, 1e-4 / scale}, {DType::bf16, 1e-2}, {DType::q8_0, 3e-2}, {DType::q4_0, 0.25}};
-  for (const auto& [dtype, rel] : cases) {
+  for (const auto& [dtype_, rel] : cases) {
+    const DType dtype = dtype_;  // a structured binding cannot be captured (CAPTURE) before C++20
     CAPTURE(dtype_name(dtype));
     const model::GgufLlama g = model::open_gguf_llama(tiny_gguf(dtype));
     const model::LlamaModel m = model::build_model(g.base, nullptr);
