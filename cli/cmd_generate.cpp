@@ -1,5 +1,5 @@
 // `lav2 generate`: text generation with Meta's LLaMA files (CONTRACT.md).
-//   lav2 generate --llama-dir DIR | --model BASE.gguf [--tokenizer FILE] --prompt TEXT [--template alpaca|alpaca-input|none]
+//   lav2 generate --llama-dir DIR | --model BASE.gguf [--mm LAV2.gguf] [--tokenizer FILE] --prompt TEXT [--template alpaca|alpaca-input|none]
 //                 [--input TEXT] [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
 //                 [--threads N] [--max-seq-len N] [--kv-dtype f32|f16] [--stop TEXT]... [--dump DIR] [--json]
 #include <cstdio>
@@ -16,6 +16,7 @@
 #include <lav2/io/npy.hpp>
 #include <lav2/model/generate.hpp>
 #include <lav2/model/gguf_llama.hpp>
+#include <lav2/model/gguf_mm.hpp>
 #include <lav2/model/model_loader.hpp>
 #include <lav2/text/prompt.hpp>
 #include <lav2/text/tokenizer.hpp>
@@ -30,8 +31,8 @@ namespace fs = std::filesystem;
 namespace {
 
 struct GenerateArgs {
-  std::string llama_dir, model, tokenizer, prompt, input, tmpl = "alpaca", dump, adapter, clip, image,
-                                                          channel_order = "bgr", kv_dtype = "f32";
+  std::string llama_dir, model, mm, tokenizer, prompt, input, tmpl = "alpaca", dump, adapter, clip, image,
+                                                              channel_order = "bgr", kv_dtype = "f32";
   std::vector<std::string> stop;
   bool has_input = false, json = false;
   int max_new_tokens = 256, threads = 0, max_seq_len = 512, visual_heads = 16;
@@ -46,14 +47,19 @@ struct VisualResult {
   double seconds = 0.0;
 };
 
-VisualResult encode_visual(const GenerateArgs& a, const lav2::model::LoadedModel& loaded, int model_dim,
-                           lav2::ThreadPool& pool) {
+// `mm`: the lav2 part, whose CLIP tower and visual heads replace --clip and --visual-heads.
+VisualResult encode_visual(const GenerateArgs& a, const lav2::model::LoadedModel& loaded, const lav2::model::GgufMm* mm,
+                           int model_dim, lav2::ThreadPool& pool) {
   using namespace lav2;
   cli::ProcessTimer timer;
-  const auto clip = std::make_shared<const vision::ClipVisionModel>(vision::ClipVisionModel::load(a.clip));
-  const auto encoder = vision::VisualEncoder::from_adapter(clip, loaded.adapter.tensors, a.adapter, a.visual_heads);
+  const auto clip = std::make_shared<const vision::ClipVisionModel>(
+      mm ? vision::ClipVisionModel::from_tensors(mm->clip, a.mm, mm->keep_alive)
+         : vision::ClipVisionModel::load(a.clip));
+  const std::string& adapter_file = loaded.adapter.path;
+  const auto encoder = vision::VisualEncoder::from_adapter(clip, loaded.adapter.tensors, adapter_file,
+                                                           mm ? mm->visual_heads : a.visual_heads);
   if (encoder.dim() != model_dim)
-    LAV2_THROW(load_error, "checkpoint '", a.adapter, "': visual_proj gives width ", encoder.dim(),
+    LAV2_THROW(load_error, "checkpoint '", adapter_file, "': visual_proj gives width ", encoder.dim(),
                ", but the LLaMA dim is ", model_dim);
   const auto order = a.channel_order == "rgb" ? vision::ChannelOrder::rgb : vision::ChannelOrder::bgr;
   VisualResult r;
@@ -78,7 +84,11 @@ int run_generate(const GenerateArgs& a) {
   using namespace lav2;
   if (a.has_input && a.tmpl != "alpaca-input")
     LAV2_THROW(input_error, "--input is accepted only with --template alpaca-input (got --template ", a.tmpl, ")");
-  if (a.adapter.empty() && (!a.clip.empty() || !a.image.empty()))
+  if (!a.mm.empty() && a.model.empty())
+    LAV2_THROW(input_error, "--mm needs --model (the lav2 part goes beside a GGUF base)");
+  if (!a.mm.empty() && (!a.adapter.empty() || !a.clip.empty()))
+    LAV2_THROW(input_error, "--mm holds the adapter and CLIP: give it in place of --adapter and --clip");
+  if (a.adapter.empty() && a.mm.empty() && (!a.clip.empty() || !a.image.empty()))
     LAV2_THROW(input_error, "--clip and --image need --adapter (plain LLaMA has no visual branch)");
   if (a.visual_heads < 1) LAV2_THROW(input_error, "--visual-heads ", a.visual_heads, " must be positive");
   if (a.max_new_tokens < 0) LAV2_THROW(input_error, "--max-new-tokens ", a.max_new_tokens, " is negative");
@@ -107,7 +117,10 @@ int run_generate(const GenerateArgs& a) {
     base = model::open_llama_base(a.llama_dir, tok->vocab_size());
   }
   const text::Tokenizer& tokenizer = *tok;
-  const auto loaded = model::load_model(base, a.adapter);
+  std::optional<model::GgufMm> mm;
+  if (!a.mm.empty()) mm = model::open_gguf_mm(a.mm, base->config);
+  const model::LoadedModel loaded = mm ? model::LoadedModel{base, model::build_model(base, &mm->adapter), mm->adapter}
+                                       : model::load_model(base, a.adapter);
   const model::LlamaModel& m = loaded.model;
   const double load_s = timer.seconds();
   ThreadPool pool(a.threads);
@@ -115,13 +128,14 @@ int run_generate(const GenerateArgs& a) {
   // The visual query, for adapters that take one (V2); computed once, before generation.
   const bool takes_visual = m.spec().takes_visual();
   if (!takes_visual && !a.image.empty())
-    LAV2_THROW(input_error, "--image: the adapter '", a.adapter, "' (", m.spec().describe(), ") has no visual branch");
-  if (takes_visual && a.clip.empty())
+    LAV2_THROW(input_error, "--image: the adapter '", loaded.adapter.path, "' (", m.spec().describe(),
+               ") has no visual branch");
+  if (takes_visual && a.clip.empty() && !mm)
     LAV2_THROW(input_error,
                "--adapter needs --clip: LLaMA-Adapter V2 computes its visual query with CLIP, even without "
                "--image (the official text-only path encodes the all-zero image)");
   VisualResult visual;
-  if (takes_visual) visual = encode_visual(a, loaded, m.config().dim, pool);
+  if (takes_visual) visual = encode_visual(a, loaded, mm ? &*mm : nullptr, m.config().dim, pool);
 
   const auto tmpl = text::parse_prompt_template(a.tmpl);
   const std::string prompt = text::format_prompt(
@@ -194,6 +208,7 @@ const lav2::cli::CommandRegistrar kRegister{
       auto a = std::make_shared<GenerateArgs>();
       sub.add("--llama-dir", a->llama_dir, "Meta LLaMA dir: params.json + consolidated.00.pth (or one *.safetensors)");
       sub.add("--model", a->model, "a GGUF LLaMA (llama.cpp's layout, tokenizer inside), in place of --llama-dir");
+      sub.add("--mm", a->mm, "the lav2 part beside --model (lav2 convert --out-mm): adapter, CLIP, projector");
       sub.add("--tokenizer", a->tokenizer,
               "tokenizer.model (default DIR/../tokenizer.model, then DIR/tokenizer.model; with --model: the GGUF's)");
       sub.add("--prompt", a->prompt, "the instruction").required();

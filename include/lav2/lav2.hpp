@@ -76,6 +76,8 @@
 #include "lav2/model/generate.hpp"
 #include "lav2/model/gguf_export.hpp"
 #include "lav2/model/gguf_llama.hpp"
+#include "lav2/model/gguf_mm.hpp"
+#include "lav2/model/gguf_mm_export.hpp"
 #include "lav2/model/gguf_names.hpp"
 #include "lav2/model/gguf_tokenizer.hpp"
 #include "lav2/model/kv_cache.hpp"

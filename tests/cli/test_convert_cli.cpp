@@ -92,3 +92,83 @@ TEST_CASE("convert and generate --model: flag and input errors exit 2 naming the
   CHECK(r.code == 2);
   CHECK(contains(r.out, "consolidated.00.pth"));
 }
+
+TEST_CASE("convert --out-mm writes the lav2 part; generate --model --mm equals the official files bit for bit") {
+  const std::string data = LAV2_TEST_DATA_DIR;
+  const std::string clip = data + "/tiny_clip/ViT-tiny.pt", image = data + "/images/resize/021_449x300_mixed.png";
+  const fs::path base = temp("mm-base-f16.gguf");
+  REQUIRE(run_cli("convert --llama-dir " + quote(kTiny) + " --out-base " + quote(base.string())).code == 0);
+  // The fixtures with a visual branch (BIAS and LORA-BIAS), and V1 (none, so no CLIP); the other
+  // fusion modes and tuning sets are checked in tests/model/test_gguf_mm.cpp.
+  for (const std::string variant : {"full_bias", "full_lora_bias", "v1"}) {
+    CAPTURE(variant);
+    const bool visual = variant != "v1";
+    const std::string adapter = data + "/tiny_adapter/" + variant + "/adapter.pth";
+    const fs::path mm = temp("mm-" + variant + ".gguf");
+    const Run c = run_cli("convert --llama-dir " + quote(kTiny) + " --adapter " + quote(adapter) +
+                          (visual ? " --clip " + quote(clip) : "") + " --out-mm " + quote(mm.string()));
+    INFO(c.out);
+    REQUIRE(c.code == 0);
+    const std::string gen = " --prompt 'What is in the image?' --temperature 0 --max-new-tokens 8 --threads 2" +
+                            (visual ? " --image " + quote(image) : std::string()) + " --dump ";
+    const fs::path official = temp("mm-dump-official"), from_gguf = temp("mm-dump-gguf");
+    fs::remove_all(official);
+    fs::remove_all(from_gguf);
+    REQUIRE(run_cli("generate --llama-dir " + quote(kTiny) + " --adapter " + quote(adapter) +
+                    (visual ? " --clip " + quote(clip) : "") + gen + quote(official.string()))
+                .code == 0);
+    const Run g = run_cli("generate --model " + quote(base.string()) + " --mm " + quote(mm.string()) + gen +
+                          quote(from_gguf.string()));
+    INFO(g.out);
+    REQUIRE(g.code == 0);
+    const auto a = lav2::io::read_npy_as<std::int64_t>((official / "generated_ids.npy").string());
+    const auto b = lav2::io::read_npy_as<std::int64_t>((from_gguf / "generated_ids.npy").string());
+    REQUIRE(a.numel() == b.numel());
+    for (std::int64_t i = 0; i < a.numel(); ++i) CHECK(a[i] == b[i]);
+    std::vector<std::string> same = {"step_logits.npy"};
+    if (visual) same.insert(same.end(), {"clip_features.npy", "visual_query.npy"});
+    for (const std::string& f : same) {
+      CAPTURE(f);
+      const auto x = lav2::io::read_npy_as<float>((official / f).string());
+      const auto y = lav2::io::read_npy_as<float>((from_gguf / f).string());
+      CHECK(lav2::test::max_abs_diff(x, y) == 0.0);
+    }
+  }
+}
+
+TEST_CASE("convert --out-mm and generate --mm: errors exit 2 naming the file and the field") {
+  const std::string data = LAV2_TEST_DATA_DIR;
+  const std::string adapter = data + "/tiny_adapter/full_bias/adapter.pth";
+  const fs::path base = temp("mm-err-base.gguf"), mm = temp("mm-err.gguf");
+  REQUIRE(run_cli("convert --llama-dir " + quote(kTiny) + " --out-base " + quote(base.string())).code == 0);
+
+  Run r = run_cli("convert --llama-dir " + quote(kTiny) + " --adapter " + quote(adapter) + " --out-mm " +
+                  quote(mm.string()));
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "give --clip"));
+  r = run_cli("convert --llama-dir " + quote(kTiny) + " --out-mm " + quote(mm.string()));
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "--out-mm and --adapter go together"));
+  r = run_cli("convert --llama-dir " + quote(kTiny));
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "give --out-base, --out-mm or both"));
+
+  REQUIRE(run_cli("convert --llama-dir " + quote(kTiny) + " --adapter " + quote(adapter) + " --clip " +
+                  quote(data + "/tiny_clip/ViT-tiny.pt") + " --out-mm " + quote(mm.string()))
+              .code == 0);
+  r = run_cli("generate --llama-dir " + quote(kTiny) + " --mm " + quote(mm.string()) + " --prompt hi");
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "--mm needs --model"));
+  r = run_cli("generate --model " + quote(base.string()) + " --mm " + quote(mm.string()) + " --adapter " +
+              quote(adapter) + " --prompt hi");
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "in place of --adapter and --clip"));
+  // The base given as the lav2 part, and a part made for another base.
+  r = run_cli("generate --model " + quote(base.string()) + " --mm " + quote(base.string()) + " --prompt hi");
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "'general.architecture' is 'llama', expected 'lav2'"));
+  const std::string k256 = data + "/llamacpp/k256-q4_0.gguf";
+  r = run_cli("generate --model " + quote(k256) + " --mm " + quote(mm.string()) + " --prompt hi");
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "made for a base of dim 64 and 3 layers"));
+}

@@ -27,6 +27,7 @@
 #include <lav2/text/sentencepiece_model.hpp>
 #include <lav2/text/tokenizer.hpp>
 
+#include "model/gguf_edit.hpp"
 #include "model/model_test_util.hpp"
 
 namespace fs = std::filesystem;
@@ -77,35 +78,16 @@ std::vector<float> run_logits(const model::LlamaModel& m, const std::vector<int>
   return logits;
 }
 
-// `src` rewritten with `edit` applied to its metadata and the tensors in `drop` left out.
+// `src` edited (gguf_edit.hpp) into this test's directory as `out_name`.
 std::string rewrite(const std::string& src, const std::string& out_name,
                     const std::function<void(io::GgufWriter&)>& edit, const std::set<std::string>& drop = {}) {
-  const io::GgufFile in(src);
-  io::GgufWriter w;
-  for (const auto& [key, value] : in.metadata()) w.set(key, value);
-  edit(w);
-  for (const auto& info : in.tensor_infos()) {
-    if (drop.count(info.name)) continue;
-    const AnyTensorView& v = in.tensors().at(info.name);
-    w.add_tensor(info.name, v.dtype, v.shape, v.data);
-  }
   const std::string path = (temp_dir() / out_name).string();
-  w.write(path);
+  lav2::test::rewrite_gguf(src, path, edit, {}, drop);
   return path;
 }
-
-// A GgufWriter that forgets a key: GgufWriter has no erase, so rebuild without it.
 std::string without_key(const std::string& src, const std::string& out_name, const std::string& key) {
-  const io::GgufFile in(src);
-  io::GgufWriter w;
-  for (const auto& [k, value] : in.metadata())
-    if (k != key) w.set(k, value);
-  for (const auto& info : in.tensor_infos()) {
-    const AnyTensorView& v = in.tensors().at(info.name);
-    w.add_tensor(info.name, v.dtype, v.shape, v.data);
-  }
   const std::string path = (temp_dir() / out_name).string();
-  w.write(path);
+  lav2::test::rewrite_gguf(src, path, [](io::GgufWriter&) {}, {key});
   return path;
 }
 }  // namespace

@@ -9,6 +9,7 @@
 #endif
 
 #include "lav2/model/gguf_llama.hpp"
+#include "lav2/model/gguf_mm.hpp"
 #include "lav2/model/llama_loader.hpp"
 #include "lav2/model/model_loader.hpp"
 #include "lav2/text/tokenizer.hpp"

@@ -134,6 +134,19 @@ class Value {
     return v;
   }
 
+  /// A dict with string keys, built in code (the adapter config that a GGUF's lav2.adapter.*
+  /// keys carry, read by the same code as a checkpoint's pickled 'config'). Keys must be unique.
+  static Value str_dict(std::vector<std::pair<std::string, Value>> entries) {
+    Value v(Kind::dict);
+    auto d = std::make_shared<Dict>();
+    for (auto& [key, value] : entries) {
+      if (!d->str_index.emplace(key, d->items.size()).second) LAV2_THROW(input_error, "dict: key '", key, "' twice");
+      d->items.emplace_back(string(key), std::move(value));
+    }
+    v.p_ = std::move(d);
+    return v;
+  }
+
   Kind kind() const { return kind_; }
   bool is_none() const { return kind_ == Kind::none; }
   bool is_bool() const { return kind_ == Kind::boolean; }

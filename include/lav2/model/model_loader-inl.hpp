@@ -131,34 +131,68 @@ inline void check_visual_blocks(const io::TensorMap& t, const std::string& file)
 }
 }  // namespace detail
 
+namespace detail {
+/// The variant and sizes of a V2-layout adapter (official keys, or lav2's with config 'adapter'
+/// v1/none) from its tensors and its config dict (may be null).
+inline void read_v2_spec(AdapterFile& f, const io::Value* cfg, const LlamaConfig& c) {
+  const std::string& path = f.path;
+  AdapterSpec& s = f.spec;
+  const std::string kind = detail::config_str(cfg, "adapter", "v2", {"v2", "v1", "none"}, path);
+  s.kind = kind == "v2" ? AdapterKind::v2 : kind == "v1" ? AdapterKind::v1 : AdapterKind::none;
+  const std::string bias =
+      detail::config_str(cfg, "bias_set", kind == "v1" ? "none" : "official", {"none", "official", "all"}, path);
+  s.bias = bias == "official" ? BiasSet::official : bias == "all" ? BiasSet::all : BiasSet::none;
+  const std::string scale = detail::config_str(cfg, "scale_mode", "none", {"none", "input", "output"}, path);
+  s.scale = scale == "input" ? ScaleMode::input : scale == "output" ? ScaleMode::output : ScaleMode::none;
+  s.lora = detail::config_bool(cfg, "w_lora", false, path);
+  const std::string fusion = detail::config_str(cfg, "fusion_mode", "all_adapter_layers",
+                                                {"all_adapter_layers", "first_k", "paper_early"}, path);
+  s.fusion = fusion == "first_k"       ? FusionMode::first_k
+             : fusion == "paper_early" ? FusionMode::paper_early
+                                       : FusionMode::all_adapter_layers;
+  s.fusion_depth = detail::config_int(cfg, "fusion_depth", 0, 0, 1 << 16, path);
+  detail::read_sizes(s, f.tensors, cfg, c, path, kind == "v1" ? "" : "llama.");
+  if (s.takes_visual()) detail::check_visual_blocks(f.tensors, path);
+}
+
+/// The checks every adapter passes once its spec is read.
+inline void check_adapter_spec(AdapterSpec& s, const LlamaConfig& c, const std::string& path) {
+  if (!s.has_prompts()) s.query_layer = 0;
+  if (s.has_prompts() && s.query_layer < 1)
+    LAV2_THROW(load_error, "checkpoint '", path,
+               "': config 'query_layer' is 0, but the adapter needs at least one layer");
+  if (s.fusion == FusionMode::first_k && (s.fusion_depth < 1 || s.fusion_depth > s.query_layer))
+    LAV2_THROW(load_error, "checkpoint '", path, "': config 'fusion_depth' is ", s.fusion_depth,
+               ", but first_k needs 1..", s.query_layer, " (the adapter layers this model holds)");
+  if (s.fusion == FusionMode::paper_early && (s.fusion_depth < 1 || s.fusion_depth > c.n_layers))
+    LAV2_THROW(load_error, "checkpoint '", path, "': config 'fusion_depth' is ", s.fusion_depth,
+               ", but paper_early needs 1..", c.n_layers, " (the model's layers)");
+  check_supported(s, path);
+}
+}  // namespace detail
+
+LAV2_API AdapterFile open_adapter_tensors(io::TensorMap tensors, const io::Value* config, const std::string& path,
+                                          std::shared_ptr<const void> keep_alive, const LlamaConfig& c) {
+  if (config && !config->is_dict()) LAV2_THROW(load_error, "checkpoint '", path, "': 'config' must be a dict");
+  AdapterFile f;
+  f.path = path;
+  f.keep_alive = std::move(keep_alive);
+  f.tensors = std::move(tensors);
+  detail::read_v2_spec(f, config, c);
+  detail::check_adapter_spec(f.spec, c, path);
+  return f;
+}
+
 LAV2_API AdapterFile open_adapter(const io::TorchCheckpoint& ckpt, const LlamaConfig& c) {
   const std::string& path = ckpt.path();
   const io::Value& root = ckpt.root();
+  if (const io::Value* m = root.find("model"); m && m->is_dict())
+    return open_adapter_tensors(ckpt.tensors("model"), root.find("config"), path, ckpt.keep_alive(), c);
   AdapterFile f;
   f.path = path;
   f.keep_alive = ckpt.keep_alive();
   AdapterSpec& s = f.spec;
-  if (const io::Value* m = root.find("model"); m && m->is_dict()) {
-    f.tensors = ckpt.tensors("model");
-    const io::Value* cfg = root.find("config");
-    if (cfg && !cfg->is_dict()) LAV2_THROW(load_error, "checkpoint '", path, "': 'config' must be a dict");
-    const std::string kind = detail::config_str(cfg, "adapter", "v2", {"v2", "v1", "none"}, path);
-    s.kind = kind == "v2" ? AdapterKind::v2 : kind == "v1" ? AdapterKind::v1 : AdapterKind::none;
-    const std::string bias =
-        detail::config_str(cfg, "bias_set", kind == "v1" ? "none" : "official", {"none", "official", "all"}, path);
-    s.bias = bias == "official" ? BiasSet::official : bias == "all" ? BiasSet::all : BiasSet::none;
-    const std::string scale = detail::config_str(cfg, "scale_mode", "none", {"none", "input", "output"}, path);
-    s.scale = scale == "input" ? ScaleMode::input : scale == "output" ? ScaleMode::output : ScaleMode::none;
-    s.lora = detail::config_bool(cfg, "w_lora", false, path);
-    const std::string fusion = detail::config_str(cfg, "fusion_mode", "all_adapter_layers",
-                                                  {"all_adapter_layers", "first_k", "paper_early"}, path);
-    s.fusion = fusion == "first_k"       ? FusionMode::first_k
-               : fusion == "paper_early" ? FusionMode::paper_early
-                                         : FusionMode::all_adapter_layers;
-    s.fusion_depth = detail::config_int(cfg, "fusion_depth", 0, 0, 1 << 16, path);
-    detail::read_sizes(s, f.tensors, cfg, c, path, kind == "v1" ? "" : "llama.");
-    if (s.takes_visual()) detail::check_visual_blocks(f.tensors, path);
-  } else if (root.find("adapter_query.weight")) {
+  if (root.find("adapter_query.weight")) {
     f.tensors = ckpt.tensors();
     s.kind = AdapterKind::v1;
     s.query_layer = c.n_layers - 2;  // V1: the last 30 of 32 layers
@@ -175,17 +209,7 @@ LAV2_API AdapterFile open_adapter(const io::TorchCheckpoint& ckpt, const LlamaCo
                "': not an adapter checkpoint: expected {'model': ..., 'config': ...} "
                "(LLaMA-Adapter V2) or a dict with 'adapter_query.weight' (V1)");
   }
-  if (!s.has_prompts()) s.query_layer = 0;
-  if (s.has_prompts() && s.query_layer < 1)
-    LAV2_THROW(load_error, "checkpoint '", path,
-               "': config 'query_layer' is 0, but the adapter needs at least one layer");
-  if (s.fusion == FusionMode::first_k && (s.fusion_depth < 1 || s.fusion_depth > s.query_layer))
-    LAV2_THROW(load_error, "checkpoint '", path, "': config 'fusion_depth' is ", s.fusion_depth,
-               ", but first_k needs 1..", s.query_layer, " (the adapter layers this model holds)");
-  if (s.fusion == FusionMode::paper_early && (s.fusion_depth < 1 || s.fusion_depth > c.n_layers))
-    LAV2_THROW(load_error, "checkpoint '", path, "': config 'fusion_depth' is ", s.fusion_depth,
-               ", but paper_early needs 1..", c.n_layers, " (the model's layers)");
-  check_supported(s, path);
+  detail::check_adapter_spec(s, c, path);
   return f;
 }
 

@@ -36,6 +36,7 @@
 
 namespace lav2::io {
 class TorchCheckpoint;
+class Value;
 }  // namespace lav2::io
 
 namespace lav2::model {
@@ -59,6 +60,12 @@ struct LoadedModel {
 /// \brief Reads an opened adapter checkpoint's variant and sizes (checked against `c`). The
 /// result keeps the checkpoint's mapping alive.
 LAV2_API AdapterFile open_adapter(const io::TorchCheckpoint& ckpt, const LlamaConfig& c);
+
+/// \brief An adapter from tensors under their checkpoint names and a config dict (null: the
+/// defaults), read as the V2 layout's {'model', 'config'}: for adapters stored in other containers
+/// (a GGUF lav2 part, model/gguf_mm.hpp). `keep_alive` holds what the views point into.
+LAV2_API AdapterFile open_adapter_tensors(io::TensorMap tensors, const io::Value* config, const std::string& path,
+                                          std::shared_ptr<const void> keep_alive, const LlamaConfig& c);
 
 /// \brief Opens an adapter checkpoint and reads its variant and sizes (checked against `c`).
 LAV2_API AdapterFile open_adapter(const std::string& path, const LlamaConfig& c);
