@@ -1,7 +1,9 @@
 // `lav2 bench`: prefill and decode speed on a random model with real shapes, reported against the
 // machine probes measured in the same run (CONTRACT.md):
-//   lav2 bench --random-model 7b [--layers L] --dtype f16 --threads N --prompt-tokens P
-//              --gen-tokens G [--image] [--adapter] [--json]
+//   lav2 bench --random-model 7b [--layers L] --dtype f16 | --model FILE.gguf  --threads N
+//              --prompt-tokens P --gen-tokens G [--image] [--adapter] [--json]
+// --model runs a GGUF LLaMA (lav2 convert's or llama.cpp's, e.g. a Q4_K_M file) as stored, the
+// same file the other engines are given; "dtype" is then the most common matrix dtype of the file.
 // The last line of stdout is one JSON object with prefill_tok_s, decode_tok_s,
 // weight_bytes_per_token, image_encode_s, peak_rss_bytes, stream_gbs, fma_peak_gflops (plus
 // bandwidth_limit_tok_s and decode_fraction_of_bandwidth = decode_tok_s / bandwidth_limit_tok_s).
@@ -14,7 +16,9 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +26,8 @@
 
 #include <lav2/core/error.hpp>
 #include <lav2/kernels/probes.hpp>
+#include <lav2/model/gguf_llama.hpp>
+#include <lav2/model/model_loader.hpp>
 #include <lav2/model/random_llama.hpp>
 #include <lav2/vision/image_preprocess.hpp>
 #include <lav2/vision/random_visual.hpp>
@@ -33,7 +39,7 @@
 namespace {
 
 struct BenchArgs {
-  std::string preset = "7b", dtype = "f16";
+  std::string preset, model, dtype = "f16";
   int layers = 0, threads = 0, prompt_tokens = 64, gen_tokens = 32;
   bool image = false, json = false, adapter = false;
 };
@@ -114,8 +120,30 @@ void run_image(const std::string& preset, int model_dim, lav2::ThreadPool& pool,
   out["image_encode_fma_frac"] = gflops / fma_gflops;
 }
 
+// The bytes of matrices one decode step reads (every layer's seven, and the output; the embedding
+// is one row) and the dtype most of them have.
+std::int64_t decode_bytes(const lav2::model::LlamaModel& m, std::string& main_dtype) {
+  std::int64_t total = m.weights().output.bytes();
+  std::map<std::string, std::int64_t> by_dtype;
+  by_dtype[std::string(lav2::dtype_name(m.weights().output.dtype))] += m.weights().output.bytes();
+  for (const auto& layer : m.weights().layers)
+    for (const lav2::model::LinearId id : lav2::model::kAllLinears) {
+      const lav2::MatPtr& w = layer.linear(id).weight;
+      total += std::int64_t(w.bytes());
+      by_dtype[std::string(lav2::dtype_name(w.dtype))] += std::int64_t(w.bytes());
+    }
+  main_dtype =
+      std::max_element(by_dtype.begin(), by_dtype.end(), [](auto& x, auto& y) { return x.second < y.second; })->first;
+  return total;
+}
+
 int run_bench(const BenchArgs& a) {
   using namespace lav2;
+  if (a.preset.empty() == a.model.empty())
+    LAV2_THROW(input_error, "give exactly one of --random-model (7b | tiny) or --model (a GGUF file)");
+  if (!a.model.empty() && a.adapter)
+    LAV2_THROW(input_error, "--adapter runs a random adapter on a random model: not with --model");
+  if (!a.model.empty() && a.layers > 0) LAV2_THROW(input_error, "--layers applies to --random-model, not --model");
   DType dtype = DType::f32;
   if (a.dtype == "f16") dtype = DType::f16;
   else if (a.dtype == "bf16") dtype = DType::bf16;
@@ -125,20 +153,33 @@ int run_bench(const BenchArgs& a) {
   else if (a.dtype == "q6_k") dtype = DType::q6_k;
   else if (a.dtype != "f32")
     LAV2_THROW(input_error, "--dtype '", a.dtype, "' is not one of f16, bf16, f32, q8_0, q4_0, q4_k, q6_k");
-  model::LlamaConfig c = model::preset_config(a.preset);
-  if (a.layers > 0) c.n_layers = a.layers;
+  // The model under test, opened before the probes (a file model's pages are not touched yet).
+  std::optional<model::LlamaModel> file_model;
+  model::LlamaConfig c;
+  std::string dtype_label = a.dtype;
+  if (!a.model.empty()) {
+    const model::GgufLlama g = model::open_gguf_llama(a.model);
+    file_model.emplace(model::build_model(g.base, nullptr));
+    c = file_model->config();
+  } else {
+    c = model::preset_config(a.preset);
+    if (a.layers > 0) c.n_layers = a.layers;
+  }
+  const std::string preset = !a.model.empty() ? (c.dim >= 1024 ? "7b" : "tiny") : a.preset;  // --image's tower
 
   ThreadPool pool(a.threads);
   nlohmann::json out;
-  out["model"] = a.preset;
+  const std::int64_t weight_bytes =
+      file_model ? decode_bytes(*file_model, dtype_label) : model::decode_weight_bytes(c, dtype);
+  out["model"] = a.model.empty() ? a.preset : a.model;
   out["layers"] = c.n_layers;
-  out["dtype"] = a.dtype;
+  out["dtype"] = dtype_label;
   out["threads"] = pool.size();
   out["prompt_tokens"] = a.prompt_tokens;
   out["gen_tokens"] = a.gen_tokens;
   out["kernel_arch"] = kernels::kernel_arch_name();
   out["isa"] = kernels::isa_name();  // the level chosen at run time (LAV2_ISA or the widest)
-  out["weight_bytes_per_token"] = model::decode_weight_bytes(c, dtype);
+  out["weight_bytes_per_token"] = weight_bytes;
   out["image_encode_s"] = nullptr;
 
   // Probes first, while the model's pages are not yet competing for memory.
@@ -148,20 +189,23 @@ int run_bench(const BenchArgs& a) {
   out["fma_peak_gflops"] = fma;
 
   out["adapter"] = a.adapter ? "v2-bias" : "none";
-  {
+  if (file_model) {
+    run_model(*file_model, pool, a, nullptr, out);
+    file_model.reset();
+  } else {
     const model::AdapterSpec spec = a.adapter ? model::random_adapter_spec(c) : model::AdapterSpec{};
     const auto m = model::random_llama(c, dtype, pool, 1, 0.02f, spec);
-    const Tensor<float> query = a.adapter ? random_visual_query(a.preset, c.dim, pool) : Tensor<float>();
+    const Tensor<float> query = a.adapter ? random_visual_query(preset, c.dim, pool) : Tensor<float>();
     run_model(m, pool, a, a.adapter ? &query : nullptr, out);
   }
-  if (a.image) run_image(a.preset, c.dim, pool, fma, out);  // after the model is freed
+  if (a.image) run_image(preset, c.dim, pool, fma, out);  // after the model is freed
   const double limit = stream * 1e9 / double(out["weight_bytes_per_token"].get<std::int64_t>());
   out["bandwidth_limit_tok_s"] = limit;
   out["decode_fraction_of_bandwidth"] = out["decode_tok_s"].get<double>() / limit;
   out["peak_rss_bytes"] = cli::peak_rss_bytes();
   if (!a.json) {
-    std::printf("model %s, %d layers, %s, %d threads, kernels %s (%s)\n", a.preset.c_str(), c.n_layers, a.dtype.c_str(),
-                pool.size(), kernels::isa_name(), kernels::kernel_arch_name());
+    std::printf("model %s, %d layers, %s, %d threads, kernels %s (%s)\n", out["model"].get<std::string>().c_str(),
+                c.n_layers, dtype_label.c_str(), pool.size(), kernels::isa_name(), kernels::kernel_arch_name());
     std::printf("stream %.2f GB/s, FMA peak %.1f GFLOP/s\n", stream, fma);
     std::printf("prefill %.2f tok/s, decode %.3f tok/s = %.1f%% of the bandwidth limit %.3f tok/s\n",
                 out["prefill_tok_s"].get<double>(), out["decode_tok_s"].get<double>(),
@@ -178,7 +222,8 @@ int run_bench(const BenchArgs& a) {
 const lav2::cli::CommandRegistrar kRegister{
     "bench", "Measure prefill/decode speed on a random model against the machine probes", [](lav2::cli::Options& sub) {
       auto a = std::make_shared<BenchArgs>();
-      sub.add("--random-model", a->preset, "preset shapes: 7b | tiny").required();
+      sub.add("--random-model", a->preset, "preset shapes: 7b | tiny");
+      sub.add("--model", a->model, "a GGUF LLaMA file, run as stored (in place of --random-model)");
       sub.add("--layers", a->layers, "override the number of layers (e.g. 2 for a quick 7B-shaped run)").range(1, 1024);
       sub.add("--dtype", a->dtype,
               "weight dtype of the frozen linears: f16 | bf16 | f32 | q8_0 | q4_0 | q4_k | q6_k (the random f32 values "

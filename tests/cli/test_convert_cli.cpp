@@ -172,3 +172,24 @@ TEST_CASE("convert --out-mm and generate --mm: errors exit 2 naming the file and
   CHECK(r.code == 2);
   CHECK(contains(r.out, "made for a base of dim 64 and 3 layers"));
 }
+
+TEST_CASE("bench --model runs a llama.cpp GGUF as stored; bad flag pairs exit 2") {
+  const std::string k_m = std::string(LAV2_TEST_DATA_DIR) + "/llamacpp/k256-q4_k_m.gguf";
+  Run r = run_cli("bench --model " + quote(k_m) + " --threads 2 --prompt-tokens 8 --gen-tokens 4 --json");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  const std::string last = r.out.substr(r.out.rfind('{'));
+  for (const char* key : {"\"prefill_tok_s\"", "\"decode_tok_s\"", "\"weight_bytes_per_token\"", "\"stream_gbs\"",
+                          "\"isa\"", "\"dtype\":\"q4_k\"", "\"layers\":1"})
+    CHECK(contains(last, key));
+  // Q4_K_M of dim 256: q4_K attn_q/k/o, ffn_gate/up; q6_K attn_v, ffn_down, output (144 and 210
+  // bytes per 256 values).
+  const long long want = 144LL * (3 * 256 + 2 * 768) + 210LL * (256 + 768 + 512);
+  CHECK(contains(last, "\"weight_bytes_per_token\":" + std::to_string(want)));
+  r = run_cli("bench --random-model tiny --model " + quote(k_m));
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "exactly one of --random-model"));
+  r = run_cli("bench --model " + quote(k_m) + " --adapter");
+  CHECK(r.code == 2);
+  CHECK(contains(r.out, "not with --model"));
+}

@@ -61,6 +61,7 @@ struct LayerWeights {
     }
     return wq;
   }
+  const Linear& linear(LinearId id) const { return const_cast<LayerWeights*>(this)->linear(id); }
 };
 
 /// \brief All weights of a model. Views point into the mapped checkpoints where the stored
