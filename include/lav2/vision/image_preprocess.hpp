@@ -1,25 +1,13 @@
 // CLIP image preprocessing, bit-exact with the official pipeline
 // (torchvision 0.15 on a PIL image, Pillow 9.4):
-//   Resize(224, BICUBIC)  -> resize_bicubic_pillow() to clip_resize_size()
+//   Resize(224, BICUBIC)  -> resize_bicubic_pillow() (pillow_resize.hpp) to clip_resize_size()
 //   CenterCrop(224)       -> center_crop()
 //   ToTensor + Normalize  -> normalize_to_tensor()
 // preprocess_clip() chains the three; zero_image() is the official text-only "image".
-//
-// The resize is Pillow's ImagingResample for 8-bit images, re-implemented from its algorithm:
-// a separable convolution, horizontal pass first, then vertical; each output sample is a weighted
-// sum over input samples within `support = 2 * max(in/out, 1)` of its centre (so a downscale is
-// antialiased), with the cubic kernel of a = -0.5 evaluated at distances scaled by
-// 1 / max(in/out, 1); weights are normalised to sum to 1, converted to fixed point with 22
-// fractional bits (rounding half away from zero), accumulated in int32 starting from 0.5, and each
-// pass rounds and clamps to uint8. A pass whose dimension is unchanged is skipped (it would be
-// the identity anyway), and the horizontal pass only computes the rows the vertical pass reads.
-// For the same input pixels the output is bit-identical to `Image.resize((w, h), Image.BICUBIC)`
-// (tests/vision/test_preprocess.cpp checks this on fixtures made by Pillow).
 #pragma once
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -27,93 +15,11 @@
 #include "lav2/core/error.hpp"
 #include "lav2/tensor/tensor.hpp"
 #include "lav2/vision/image.hpp"
+#include "lav2/vision/pillow_resize.hpp"
 
 namespace lav2::vision {
 
 namespace detail {
-
-/// Pillow's PRECISION_BITS: 32 bits, minus 8 for the sample, minus 2 of headroom for kernels whose
-/// partial sums exceed 1 or go negative.
-inline constexpr int kPillowPrecisionBits = 32 - 8 - 2;
-
-/// Forces `v` to be rounded to a double here. The coefficients must match Pillow's, which is built
-/// without FMA; with -march=native and GCC's default -ffp-contract=fast, `p*x + c` would become one
-/// fused multiply-add and could change the last bit of a weight.
-inline double no_fma(double v) {
-  volatile double r = v;
-  return r;
-}
-
-/// Pillow's bicubic kernel (a = -0.5), evaluated in the same order of operations.
-inline double pillow_bicubic(double x) {
-  constexpr double a = -0.5;
-  if (x < 0.0) x = -x;
-  if (x < 1.0) {
-    // ((a + 2) x - (a + 3)) x x + 1
-    const double t = no_fma((a + 2.0) * x) - (a + 3.0);
-    return no_fma(t * x * x) + 1.0;
-  }
-  if (x < 2.0) {
-    // (((x - 5) x + 8) x - 4) a
-    const double t = no_fma((x - 5.0) * x) + 8.0;
-    return (no_fma(t * x) - 4.0) * a;
-  }
-  return 0.0;
-}
-
-/// Fixed-point weights of one resampling pass, for each output index `o`:
-/// input indices [first[o], first[o] + count[o]) with weights k[o * ksize + i].
-struct PillowCoeffs {
-  int ksize = 0;
-  std::vector<int> first, count;
-  std::vector<std::int32_t> k;
-};
-
-/// Pillow's precompute_coeffs + normalize_coeffs_8bpc for a pass from `in_size` to `out_size`
-/// samples over the whole input (box 0..in_size).
-inline PillowCoeffs pillow_bicubic_coeffs(int in_size, int out_size) {
-  constexpr double kSupport = 2.0;
-  const float in0 = 0.0f, in1 = float(in_size);  // Pillow's box is float
-  const double scale = double(in1 - in0) / out_size;
-  const double filterscale = scale < 1.0 ? 1.0 : scale;
-  const double support = kSupport * filterscale;
-  const double ss = 1.0 / filterscale;
-  PillowCoeffs c;
-  c.ksize = int(std::ceil(support)) * 2 + 1;
-  c.first.resize(std::size_t(out_size));
-  c.count.resize(std::size_t(out_size));
-  c.k.assign(std::size_t(out_size) * std::size_t(c.ksize), 0);
-  std::vector<double> w(std::size_t(c.ksize));
-  for (int o = 0; o < out_size; ++o) {
-    const double center = in0 + no_fma((o + 0.5) * scale);
-    int lo = int(center - support + 0.5);  // truncation toward zero, as Pillow's (int) cast
-    if (lo < 0) lo = 0;
-    int hi = int(center + support + 0.5);
-    if (hi > in_size) hi = in_size;
-    const int n = hi - lo;
-    LAV2_ASSERT(n >= 1 && n <= c.ksize);
-    double sum = 0.0;
-    for (int i = 0; i < n; ++i) {
-      w[std::size_t(i)] = pillow_bicubic((i + lo - center + 0.5) * ss);
-      sum += w[std::size_t(i)];
-    }
-    std::int32_t* k = c.k.data() + std::size_t(o) * std::size_t(c.ksize);
-    for (int i = 0; i < n; ++i) {
-      const double v = sum != 0.0 ? w[std::size_t(i)] / sum : w[std::size_t(i)];
-      const double scaled = v * double(1 << kPillowPrecisionBits);  // exact: a power of two
-      k[i] = std::int32_t(v < 0 ? -0.5 + scaled : 0.5 + scaled);
-    }
-    c.first[std::size_t(o)] = lo;
-    c.count[std::size_t(o)] = n;
-  }
-  return c;
-}
-
-/// Pillow's clip8: drop the fraction (arithmetic shift, i.e. floor) and clamp to 0..255.
-inline std::uint8_t clip8(std::int32_t acc) {
-  const std::int32_t v = acc >> kPillowPrecisionBits;
-  return std::uint8_t(v < 0 ? 0 : (v > 255 ? 255 : v));
-}
 
 /// Round-half-to-even of d / 2 for d >= 0, i.e. Python's round(d / 2.0).
 inline int half_round_even(int d) {
@@ -122,72 +28,6 @@ inline int half_round_even(int d) {
 }
 
 }  // namespace detail
-
-/// \brief Resizes like Pillow 9.4's `Image.resize((w, h), Image.BICUBIC)` on an 8-bit RGB image:
-/// bit-identical for the same input pixels (see the top of this file for the algorithm).
-/// Channels are resampled independently, so the channel order does not matter and is kept.
-/// \throws input_error when `w` or `h` is not positive or the input is empty.
-inline Image resize_bicubic_pillow(const Image& src, int w, int h) {
-  if (w <= 0 || h <= 0 || src.width <= 0 || src.height <= 0)
-    LAV2_THROW(input_error, "resize_bicubic_pillow: cannot resize ", src.width, "x", src.height, " to ", w, "x", h);
-  if (w == src.width && h == src.height) return src;
-  const bool need_h = w != src.width, need_v = h != src.height;
-  const detail::PillowCoeffs cv = detail::pillow_bicubic_coeffs(src.height, h);
-  // Rows of the source the vertical pass reads: [row0, row1).
-  const int row0 = need_v ? cv.first.front() : 0;
-  const int row1 = need_v ? cv.first.back() + cv.count.back() : src.height;
-
-  // Horizontal pass: (row1 - row0, src.width) -> (row1 - row0, w).
-  Image tmp;
-  const Image* mid = &src;
-  int mid_row0 = 0;  // source row held in mid's row 0
-  if (need_h) {
-    const detail::PillowCoeffs ch = detail::pillow_bicubic_coeffs(src.width, w);
-    tmp = Image(w, row1 - row0, src.order);
-    for (int y = row0; y < row1; ++y) {
-      const std::uint8_t* in = src.row(y);
-      std::uint8_t* out = tmp.row(y - row0);
-      for (int x = 0; x < w; ++x) {
-        const std::int32_t* k = ch.k.data() + std::size_t(x) * std::size_t(ch.ksize);
-        const std::uint8_t* p = in + std::size_t(ch.first[std::size_t(x)]) * 3u;
-        std::int32_t s0 = 1 << (detail::kPillowPrecisionBits - 1), s1 = s0, s2 = s0;
-        for (int i = 0, n = ch.count[std::size_t(x)]; i < n; ++i, p += 3) {
-          s0 += p[0] * k[i];
-          s1 += p[1] * k[i];
-          s2 += p[2] * k[i];
-        }
-        out[3 * x + 0] = detail::clip8(s0);
-        out[3 * x + 1] = detail::clip8(s1);
-        out[3 * x + 2] = detail::clip8(s2);
-      }
-    }
-    mid = &tmp;
-    mid_row0 = row0;
-  }
-  if (!need_v) {
-    tmp.order = src.order;
-    return tmp;
-  }
-
-  // Vertical pass: (rows, w) -> (h, w). Accumulates whole rows (same integer sums as Pillow's
-  // per-pixel loop, in a cache-friendly order).
-  Image out(w, h, src.order);
-  const std::size_t row_len = std::size_t(w) * 3u;
-  std::vector<std::int32_t> acc(row_len);
-  for (int y = 0; y < h; ++y) {
-    std::fill(acc.begin(), acc.end(), 1 << (detail::kPillowPrecisionBits - 1));
-    const std::int32_t* k = cv.k.data() + std::size_t(y) * std::size_t(cv.ksize);
-    const int first = cv.first[std::size_t(y)] - mid_row0;
-    for (int i = 0, n = cv.count[std::size_t(y)]; i < n; ++i) {
-      const std::uint8_t* in = mid->row(first + i);
-      const std::int32_t ki = k[i];
-      for (std::size_t j = 0; j < row_len; ++j) acc[j] += in[j] * ki;
-    }
-    std::uint8_t* o = out.row(y);
-    for (std::size_t j = 0; j < row_len; ++j) o[j] = detail::clip8(acc[j]);
-  }
-  return out;
-}
 
 /// \brief The size torchvision's `Resize(short_side)` gives a w x h image: the short side becomes
 /// `short_side`, the long side `int(short_side * long / short)` (truncated).
