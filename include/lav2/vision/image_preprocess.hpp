@@ -3,7 +3,8 @@
 //   Resize(224, BICUBIC)  -> resize_bicubic_pillow() (pillow_resize.hpp) to clip_resize_size()
 //   CenterCrop(224)       -> center_crop()
 //   ToTensor + Normalize  -> normalize_to_tensor()
-// preprocess_clip() chains the three; zero_image() is the official text-only "image".
+// preprocess_clip() chains the three, fusing the first two (resize_center_crop(): only the
+// pixels the crop keeps are resampled); zero_image() is the official text-only "image".
 #pragma once
 
 #include <algorithm>
@@ -40,34 +41,79 @@ inline std::array<int, 2> clip_resize_size(int w, int h, int short_side = 224) {
   return w <= h ? std::array<int, 2>{short_side, int(nl)} : std::array<int, 2>{int(nl), short_side};
 }
 
+namespace detail {
+
+/// A rectangle [x0, x1) x [y0, y1) in image coordinates.
+struct PixelRect {
+  int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+  int width() const { return x1 - x0; }
+  int height() const { return y1 - y0; }
+  bool empty() const { return x1 <= x0 || y1 <= y0; }
+};
+
+/// torchvision's CenterCrop of a crop_w x crop_h crop from a width x height image, as the crop's
+/// rectangle in image coordinates: `top = round((H - h) / 2)`, `left = round((W - w) / 2)` with
+/// Python's round-half-to-even; where the image is smaller, torchvision first zero-pads it by
+/// ((w - W) // 2, (h - H) // 2) on the left/top and the rest on the right/bottom, so the
+/// rectangle starts at a negative offset there.
+inline PixelRect center_crop_rect(int width, int height, int crop_w, int crop_h) {
+  int left, top;
+  if (crop_w > width || crop_h > height) {
+    const int pad_l = crop_w > width ? (crop_w - width) / 2 : 0;
+    const int pad_t = crop_h > height ? (crop_h - height) / 2 : 0;
+    const int pad_r = crop_w > width ? (crop_w - width + 1) / 2 : 0;
+    const int pad_b = crop_h > height ? (crop_h - height + 1) / 2 : 0;
+    const int pw = width + pad_l + pad_r, ph = height + pad_t + pad_b;
+    left = half_round_even(pw - crop_w) - pad_l;
+    top = half_round_even(ph - crop_h) - pad_t;
+  } else {
+    left = half_round_even(width - crop_w);
+    top = half_round_even(height - crop_h);
+  }
+  return {left, top, left + crop_w, top + crop_h};
+}
+
+/// The part of `r` inside a width x height image (empty when they do not meet).
+inline PixelRect clip_rect(const PixelRect& r, int width, int height) {
+  return {std::max(r.x0, 0), std::max(r.y0, 0), std::min(r.x1, width), std::min(r.y1, height)};
+}
+
+/// Copies a cw x ch block from `from` at (fx, fy) into `to` at (tx, ty); both blocks lie inside.
+inline void copy_block(const Image& from, int fx, int fy, Image& to, int tx, int ty, int cw, int ch) {
+  for (int y = 0; y < ch; ++y)
+    std::memcpy(to.row(ty + y) + std::size_t(tx) * 3u, from.row(fy + y) + std::size_t(fx) * 3u, std::size_t(cw) * 3u);
+}
+
+}  // namespace detail
+
 /// \brief torchvision's `CenterCrop((h, w))` on a PIL image: `top = round((H - h) / 2)`,
 /// `left = round((W - w) / 2)` with Python's round-half-to-even; an image smaller than the crop is
 /// first zero-padded by ((w - W) // 2, (h - H) // 2) on the left/top and the rest on the right/bottom.
 inline Image center_crop(const Image& src, int w, int h) {
   if (w <= 0 || h <= 0) LAV2_THROW(input_error, "center_crop: invalid crop ", w, "x", h);
-  // Offsets of the crop in source coordinates (negative where torchvision pads).
-  int left, top;
-  if (w > src.width || h > src.height) {
-    const int pad_l = w > src.width ? (w - src.width) / 2 : 0;
-    const int pad_t = h > src.height ? (h - src.height) / 2 : 0;
-    const int pad_r = w > src.width ? (w - src.width + 1) / 2 : 0;
-    const int pad_b = h > src.height ? (h - src.height + 1) / 2 : 0;
-    const int pw = src.width + pad_l + pad_r, ph = src.height + pad_t + pad_b;
-    left = detail::half_round_even(pw - w) - pad_l;
-    top = detail::half_round_even(ph - h) - pad_t;
-  } else {
-    left = detail::half_round_even(src.width - w);
-    top = detail::half_round_even(src.height - h);
-  }
-  Image out(w, h, src.order);  // zero-filled
-  for (int y = 0; y < h; ++y) {
-    const int sy = y + top;
-    if (sy < 0 || sy >= src.height) continue;
-    const int x0 = std::max(0, -left), x1 = std::min(w, src.width - left);
-    if (x1 > x0)
-      std::memcpy(out.row(y) + std::size_t(x0) * 3u, src.row(sy) + std::size_t(x0 + left) * 3u,
-                  std::size_t(x1 - x0) * 3u);
-  }
+  const detail::PixelRect crop = detail::center_crop_rect(src.width, src.height, w, h);
+  const detail::PixelRect in = detail::clip_rect(crop, src.width, src.height);
+  Image out(w, h, src.order);  // zero-filled: the padding
+  if (!in.empty())
+    detail::copy_block(src, in.x0, in.y0, out, in.x0 - crop.x0, in.y0 - crop.y0, in.width(), in.height());
+  return out;
+}
+
+/// \brief `center_crop(resize_bicubic_pillow(src, w, h), crop_w, crop_h)`, bit-identical, without
+/// the w x h image: only the pixels the crop keeps are resampled (resize_bicubic_pillow_window), so
+/// time and memory follow the crop, not the aspect ratio. (A 1 x 20000 image resizes to
+/// 224 x 4480000 for CLIP, 3 GB, of which 224 x 224 survive the crop.)
+/// \throws input_error when a size is not positive or `src` is empty.
+inline Image resize_center_crop(const Image& src, int w, int h, int crop_w, int crop_h) {
+  if (crop_w <= 0 || crop_h <= 0) LAV2_THROW(input_error, "center_crop: invalid crop ", crop_w, "x", crop_h);
+  if (w <= 0 || h <= 0 || src.width <= 0 || src.height <= 0)
+    LAV2_THROW(input_error, "resize_bicubic_pillow: cannot resize ", src.width, "x", src.height, " to ", w, "x", h);
+  const detail::PixelRect crop = detail::center_crop_rect(w, h, crop_w, crop_h);
+  const detail::PixelRect in = detail::clip_rect(crop, w, h);  // never empty: the crop is centred
+  Image part = resize_bicubic_pillow_window(src, w, h, in.x0, in.y0, in.width(), in.height());
+  if (in.width() == crop_w && in.height() == crop_h) return part;  // no padding: the part is the crop
+  Image out(crop_w, crop_h, src.order);                            // zero-filled: the padding
+  detail::copy_block(part, 0, 0, out, in.x0 - crop.x0, in.y0 - crop.y0, in.width(), in.height());
   return out;
 }
 
@@ -107,23 +153,16 @@ inline Tensor<float> normalize_to_tensor(const Image& img, const ClipNormalizati
 struct ClipPreprocess {
   int size = 224;  ///< Resize(size) then CenterCrop(size)
   ClipNormalization norm;
-  /// The resized image (before the crop) is materialised: a thin image (1 x 131072 passes the
-  /// decoder's limits in a few hundred bytes) would resize to 224 x 29360128, 20 GB. Refused above
-  /// this many pixels (limit_error); the default admits aspect ratios up to ~1300:1.
-  std::uint64_t max_resized_pixels = 1ull << 26;
 };
 
 /// \brief The official `clip_transform`: Resize(224, BICUBIC) -> CenterCrop(224) -> ToTensor ->
 /// Normalize. Returns (3, 224, 224) fp32, planes in the image's channel order (pass a BGR image,
-/// as load_image() returns by default, to match the released weights).
+/// as load_image() returns by default, to match the released weights). The resized image is never
+/// built (resize_center_crop), so any aspect ratio the decoder's limits admit is preprocessed in
+/// memory proportional to the crop: `1 x 131072` works as `640 x 480` does.
 inline Tensor<float> preprocess_clip(const Image& img, const ClipPreprocess& opt = {}) {
   const std::array<int, 2> wh = clip_resize_size(img.width, img.height, opt.size);
-  if (std::uint64_t(wh[0]) * std::uint64_t(wh[1]) > opt.max_resized_pixels)
-    LAV2_THROW(limit_error, "preprocess_clip: a ", img.width, " x ", img.height, " image resizes to ", wh[0], " x ",
-               wh[1], " pixels before the crop, over the limit of ", opt.max_resized_pixels,
-               " (aspect ratio too extreme)");
-  const Image resized = resize_bicubic_pillow(img, wh[0], wh[1]);
-  return normalize_to_tensor(center_crop(resized, opt.size, opt.size), opt.norm);
+  return normalize_to_tensor(resize_center_crop(img, wh[0], wh[1], opt.size, opt.size), opt.norm);
 }
 
 /// \brief The official text-only "image": `torch.zeros(3, 224, 224)`, already normalised.

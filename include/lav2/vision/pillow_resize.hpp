@@ -8,6 +8,10 @@
 // the identity anyway), and the horizontal pass only computes the rows the vertical pass reads.
 // For the same input pixels the output is bit-identical to `Image.resize((w, h), Image.BICUBIC)`
 // (tests/vision/test_preprocess.cpp checks this on fixtures made by Pillow).
+//
+// resize_bicubic_pillow_window() computes a rectangle of that result and nothing else (each output
+// sample has its own coefficient window), which is what CLIP's resize-then-centre-crop needs: the
+// memory is the crop's, not the resized image's.
 #pragma once
 
 #include <algorithm>
@@ -51,17 +55,22 @@ inline double pillow_bicubic(double x) {
   return 0.0;
 }
 
-/// Fixed-point weights of one resampling pass, for each output index `o`:
-/// input indices [first[o], first[o] + count[o]) with weights k[o * ksize + i].
+/// Fixed-point weights of output samples [o0, o0 + n) of one resampling pass, for each output
+/// index `o`: input indices [first[j], first[j] + count[j]) with weights k[j * ksize + i], where
+/// j = o - o0. `first` and `first + count` never decrease with `o`.
 struct PillowCoeffs {
   int ksize = 0;
+  int o0 = 0;
   std::vector<int> first, count;
   std::vector<std::int32_t> k;
 };
 
 /// Pillow's precompute_coeffs + normalize_coeffs_8bpc for a pass from `in_size` to `out_size`
-/// samples over the whole input (box 0..in_size).
-inline PillowCoeffs pillow_bicubic_coeffs(int in_size, int out_size) {
+/// samples over the whole input (box 0..in_size), for output samples [o0, o1) only. Output `o`'s
+/// weights depend on `o`, `in_size` and `out_size` alone (its centre is (o + 0.5) * in/out), so
+/// they are the very numbers Pillow computes for the full pass, at a cost of (o1 - o0) * ksize.
+inline PillowCoeffs pillow_bicubic_coeffs(int in_size, int out_size, int o0, int o1) {
+  LAV2_ASSERT(0 <= o0 && o0 < o1 && o1 <= out_size);
   constexpr double kSupport = 2.0;
   const float in0 = 0.0f, in1 = float(in_size);  // Pillow's box is float
   const double scale = double(in1 - in0) / out_size;
@@ -70,11 +79,13 @@ inline PillowCoeffs pillow_bicubic_coeffs(int in_size, int out_size) {
   const double ss = 1.0 / filterscale;
   PillowCoeffs c;
   c.ksize = int(std::ceil(support)) * 2 + 1;
-  c.first.resize(std::size_t(out_size));
-  c.count.resize(std::size_t(out_size));
-  c.k.assign(std::size_t(out_size) * std::size_t(c.ksize), 0);
+  c.o0 = o0;
+  const std::size_t n_out = std::size_t(o1 - o0);
+  c.first.resize(n_out);
+  c.count.resize(n_out);
+  c.k.assign(n_out * std::size_t(c.ksize), 0);
   std::vector<double> w(std::size_t(c.ksize));
-  for (int o = 0; o < out_size; ++o) {
+  for (int o = o0; o < o1; ++o) {
     const double center = in0 + no_fma((o + 0.5) * scale);
     int lo = int(center - support + 0.5);  // truncation toward zero, as Pillow's (int) cast
     if (lo < 0) lo = 0;
@@ -87,14 +98,15 @@ inline PillowCoeffs pillow_bicubic_coeffs(int in_size, int out_size) {
       w[std::size_t(i)] = pillow_bicubic((i + lo - center + 0.5) * ss);
       sum += w[std::size_t(i)];
     }
-    std::int32_t* k = c.k.data() + std::size_t(o) * std::size_t(c.ksize);
+    const std::size_t j = std::size_t(o - o0);
+    std::int32_t* k = c.k.data() + j * std::size_t(c.ksize);
     for (int i = 0; i < n; ++i) {
       const double v = sum != 0.0 ? w[std::size_t(i)] / sum : w[std::size_t(i)];
       const double scaled = v * double(1 << kPillowPrecisionBits);  // exact: a power of two
       k[i] = std::int32_t(v < 0 ? -0.5 + scaled : 0.5 + scaled);
     }
-    c.first[std::size_t(o)] = lo;
-    c.count[std::size_t(o)] = n;
+    c.first[j] = lo;
+    c.count[j] = n;
   }
   return c;
 }
@@ -107,63 +119,78 @@ inline std::uint8_t clip8(std::int32_t acc) {
 
 }  // namespace detail
 
-/// \brief Resizes like Pillow 9.4's `Image.resize((w, h), Image.BICUBIC)` on an 8-bit RGB image:
-/// bit-identical for the same input pixels (see the top of this file for the algorithm).
-/// Channels are resampled independently, so the channel order does not matter and is kept.
-/// \throws input_error when `w` or `h` is not positive or the input is empty.
-inline Image resize_bicubic_pillow(const Image& src, int w, int h) {
+/// \brief Columns [x0, x0 + cw) and rows [y0, y0 + ch) of resize_bicubic_pillow(src, w, h),
+/// computed without the rest of the w x h image: bit-identical to resizing, then cropping.
+///
+/// Why this is exact: Pillow's passes are separable and each output sample depends only on its
+/// own coefficient window (see pillow_bicubic_coeffs). The horizontal pass computes columns
+/// [x0, x0 + cw) of the source rows the vertical pass reads for rows [y0, y0 + ch); the uint8
+/// intermediate holds the same bytes as the matching part of Pillow's; the vertical pass then
+/// computes rows [y0, y0 + ch). Memory: the cw x ch output, a cw x (rows read) intermediate and
+/// (cw + ch) coefficient windows, whatever w and h are (a 1 x 20000 image "resizes" to
+/// 224 x 4480000 for CLIP, of which 224 x 224 are kept).
+/// \throws input_error when a size is not positive, the input is empty or the window is not
+///         inside the w x h image.
+inline Image resize_bicubic_pillow_window(const Image& src, int w, int h, int x0, int y0, int cw, int ch) {
   if (w <= 0 || h <= 0 || src.width <= 0 || src.height <= 0)
     LAV2_THROW(input_error, "resize_bicubic_pillow: cannot resize ", src.width, "x", src.height, " to ", w, "x", h);
-  if (w == src.width && h == src.height) return src;
+  if (cw <= 0 || ch <= 0 || x0 < 0 || y0 < 0 || std::int64_t(x0) + cw > w || std::int64_t(y0) + ch > h)
+    LAV2_THROW(input_error, "resize_bicubic_pillow: window ", cw, "x", ch, " at (", x0, ", ", y0,
+               ") is not inside the ", w, "x", h, " result");
   const bool need_h = w != src.width, need_v = h != src.height;
-  const detail::PillowCoeffs cv = detail::pillow_bicubic_coeffs(src.height, h);
-  // Rows of the source the vertical pass reads: [row0, row1).
-  const int row0 = need_v ? cv.first.front() : 0;
-  const int row1 = need_v ? cv.first.back() + cv.count.back() : src.height;
+  if (!need_h && !need_v) {  // Pillow copies the image; the window of the copy
+    Image out(cw, ch, src.order);
+    for (int y = 0; y < ch; ++y) std::copy_n(src.row(y0 + y) + std::size_t(x0) * 3u, std::size_t(cw) * 3u, out.row(y));
+    return out;
+  }
+  const detail::PillowCoeffs cv =
+      need_v ? detail::pillow_bicubic_coeffs(src.height, h, y0, y0 + ch) : detail::PillowCoeffs{};
+  // Rows of the source the vertical pass reads: [row0, row1); all of the window without one.
+  const int row0 = need_v ? cv.first.front() : y0;
+  const int row1 = need_v ? cv.first.back() + cv.count.back() : y0 + ch;
 
-  // Horizontal pass: (row1 - row0, src.width) -> (row1 - row0, w).
+  // Horizontal pass: source rows [row0, row1), columns [x0, x0 + cw) of the result.
+  // `mid` row r is source row mid_row0 + r; its columns start at source column mid_col0.
   Image tmp;
   const Image* mid = &src;
-  int mid_row0 = 0;  // source row held in mid's row 0
+  int mid_row0 = 0, mid_col0 = x0;
   if (need_h) {
-    const detail::PillowCoeffs ch = detail::pillow_bicubic_coeffs(src.width, w);
-    tmp = Image(w, row1 - row0, src.order);
+    const detail::PillowCoeffs chz = detail::pillow_bicubic_coeffs(src.width, w, x0, x0 + cw);
+    tmp = Image(cw, row1 - row0, src.order);
     for (int y = row0; y < row1; ++y) {
       const std::uint8_t* in = src.row(y);
-      std::uint8_t* out = tmp.row(y - row0);
-      for (int x = 0; x < w; ++x) {
-        const std::int32_t* k = ch.k.data() + std::size_t(x) * std::size_t(ch.ksize);
-        const std::uint8_t* p = in + std::size_t(ch.first[std::size_t(x)]) * 3u;
+      std::uint8_t* o = tmp.row(y - row0);
+      for (int x = 0; x < cw; ++x) {
+        const std::int32_t* k = chz.k.data() + std::size_t(x) * std::size_t(chz.ksize);
+        const std::uint8_t* p = in + std::size_t(chz.first[std::size_t(x)]) * 3u;
         std::int32_t s0 = 1 << (detail::kPillowPrecisionBits - 1), s1 = s0, s2 = s0;
-        for (int i = 0, n = ch.count[std::size_t(x)]; i < n; ++i, p += 3) {
+        for (int i = 0, n = chz.count[std::size_t(x)]; i < n; ++i, p += 3) {
           s0 += p[0] * k[i];
           s1 += p[1] * k[i];
           s2 += p[2] * k[i];
         }
-        out[3 * x + 0] = detail::clip8(s0);
-        out[3 * x + 1] = detail::clip8(s1);
-        out[3 * x + 2] = detail::clip8(s2);
+        o[3 * x + 0] = detail::clip8(s0);
+        o[3 * x + 1] = detail::clip8(s1);
+        o[3 * x + 2] = detail::clip8(s2);
       }
     }
+    if (!need_v) return tmp;  // rows [y0, y0 + ch) exactly
     mid = &tmp;
     mid_row0 = row0;
-  }
-  if (!need_v) {
-    tmp.order = src.order;
-    return tmp;
+    mid_col0 = 0;
   }
 
-  // Vertical pass: (rows, w) -> (h, w). Accumulates whole rows (same integer sums as Pillow's
-  // per-pixel loop, in a cache-friendly order).
-  Image out(w, h, src.order);
-  const std::size_t row_len = std::size_t(w) * 3u;
+  // Vertical pass: rows [y0, y0 + ch) of the result from `mid`. Accumulates whole rows (the same
+  // integer sums as Pillow's per-pixel loop, in a cache-friendly order).
+  Image out(cw, ch, src.order);
+  const std::size_t row_len = std::size_t(cw) * 3u;
   std::vector<std::int32_t> acc(row_len);
-  for (int y = 0; y < h; ++y) {
+  for (int y = 0; y < ch; ++y) {
     std::fill(acc.begin(), acc.end(), 1 << (detail::kPillowPrecisionBits - 1));
     const std::int32_t* k = cv.k.data() + std::size_t(y) * std::size_t(cv.ksize);
     const int first = cv.first[std::size_t(y)] - mid_row0;
     for (int i = 0, n = cv.count[std::size_t(y)]; i < n; ++i) {
-      const std::uint8_t* in = mid->row(first + i);
+      const std::uint8_t* in = mid->row(first + i) + std::size_t(mid_col0) * 3u;
       const std::int32_t ki = k[i];
       for (std::size_t j = 0; j < row_len; ++j) acc[j] += in[j] * ki;
     }
@@ -171,6 +198,16 @@ inline Image resize_bicubic_pillow(const Image& src, int w, int h) {
     for (std::size_t j = 0; j < row_len; ++j) o[j] = detail::clip8(acc[j]);
   }
   return out;
+}
+
+/// \brief Resizes like Pillow 9.4's `Image.resize((w, h), Image.BICUBIC)` on an 8-bit RGB image:
+/// bit-identical for the same input pixels (see the top of this file for the algorithm).
+/// Channels are resampled independently, so the channel order does not matter and is kept.
+/// Allocates the whole w x h result; resize_bicubic_pillow_window() computes a part of it.
+/// \throws input_error when `w` or `h` is not positive or the input is empty.
+inline Image resize_bicubic_pillow(const Image& src, int w, int h) {
+  if (w > 0 && h > 0 && w == src.width && h == src.height) return src;
+  return resize_bicubic_pillow_window(src, w, h, 0, 0, std::max(w, 1), std::max(h, 1));
 }
 
 }  // namespace lav2::vision
