@@ -5,7 +5,6 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -15,10 +14,13 @@
 #include <lav2/vision/image.hpp>
 #include <lav2/vision/image_preprocess.hpp>
 
+#include "common/crop_resize_content.hpp"
 #include "common/png_file.hpp"
 
 using namespace lav2;
 using namespace lav2::vision;
+using lav2::test::crop_resize_content;
+using lav2::test::fnv1a64;
 
 namespace {
 
@@ -26,32 +28,6 @@ nlohmann::json cases() {
   std::ifstream f(std::string(LAV2_TEST_DATA_DIR) + "/images/crop_resize.json");
   REQUIRE(f.good());
   return nlohmann::json::parse(f)["cases"];
-}
-
-/// The content rule of make_crop_resize_fixture.py, sample i = (y * w + x) * 3 + c, uint32 arithmetic.
-Image content(int w, int h, const std::string& kind, std::uint32_t seed) {
-  Image img(w, h, ChannelOrder::rgb);
-  for (std::size_t i = 0; i < img.pixels.size(); ++i) {
-    if (kind == "noise") {
-      std::uint32_t v = std::uint32_t(i) * 0x9E3779B1u ^ seed;
-      v ^= v >> 16;
-      v *= 0x85EBCA6Bu;
-      v ^= v >> 13;
-      img.pixels[i] = std::uint8_t(v >> 24);
-    } else {
-      const std::int64_t px = std::int64_t(i / 3), x = px % w, y = px / w, c = std::int64_t(i % 3);
-      img.pixels[i] = std::uint8_t(((x / 3 + y / 2) * 37 + c * 85) & 255);
-    }
-  }
-  return img;
-}
-
-std::string fnv1a64(const Image& img) {
-  std::uint64_t h = 0xCBF29CE484222325ull;
-  for (std::uint8_t b : img.pixels) h = (h ^ b) * 0x100000001B3ull;
-  char s[17];
-  std::snprintf(s, sizeof s, "%016llx", static_cast<unsigned long long>(h));
-  return s;
 }
 
 }  // namespace
@@ -62,7 +38,7 @@ TEST_CASE("resize + centre crop of extreme aspect ratios is bit-identical to Pil
     const int w = c["width"], h = c["height"];
     CAPTURE(w);
     CAPTURE(h);
-    const Image src = content(w, h, c["content"], c["seed"].get<std::uint32_t>());
+    const Image src = crop_resize_content(w, h, c["content"], c["seed"].get<std::uint32_t>());
     const std::array<int, 2> wh = clip_resize_size(w, h);
     CHECK(wh[0] == c["resized"][0].get<int>());
     CHECK(wh[1] == c["resized"][1].get<int>());
@@ -85,7 +61,7 @@ TEST_CASE("4000x1 and 1x20000 PNG files through load_image + preprocessing match
     const int w = c["width"], h = c["height"];
     if (!((w == 4000 && h == 1) || (w == 1 && h == 20000))) continue;
     CAPTURE(w);
-    const Image src = content(w, h, c["content"], c["seed"].get<std::uint32_t>());
+    const Image src = crop_resize_content(w, h, c["content"], c["seed"].get<std::uint32_t>());
     const std::string path =
         (dir / ("lav2_crop_resize_" + std::to_string(w) + "x" + std::to_string(h) + ".png")).string();
     REQUIRE(lav2::test::write_png(path, src));
