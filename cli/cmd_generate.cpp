@@ -94,9 +94,18 @@ int run_generate(const GenerateArgs& a) {
   if (a.max_new_tokens < 0) LAV2_THROW(input_error, "--max-new-tokens ", a.max_new_tokens, " is negative");
   if (a.max_seq_len < 2 || a.max_seq_len > 1 << 20)
     LAV2_THROW(input_error, "--max-seq-len ", a.max_seq_len, " is outside [2, 1048576]");
+  // The sampler checks these too, but only after loading, and without the flag's name.
+  if (!(a.top_p > 0.0f && a.top_p <= 1.0f)) LAV2_THROW(input_error, "--top-p ", a.top_p, " is outside (0, 1]");
 
   if (a.llama_dir.empty() == a.model.empty())
     LAV2_THROW(input_error, "give exactly one of --llama-dir (Meta's LLaMA directory) or --model (a GGUF file)");
+  // --dump's directory exists before any work, so a bad path fails at once, not after generating.
+  if (!a.dump.empty()) {
+    std::error_code ec;
+    fs::create_directories(a.dump, ec);
+    if (ec || !fs::is_directory(a.dump))
+      LAV2_THROW(input_error, "--dump: cannot create directory '", a.dump, "'", ec ? ": " + ec.message() : "");
+  }
   cli::ProcessTimer timer;
   // The base: Meta's directory with its tokenizer.model, or a GGUF with the tokenizer inside
   // (--tokenizer overrides it; its size must still match the embedding).
@@ -165,10 +174,7 @@ int run_generate(const GenerateArgs& a) {
   if (!a.json) std::fputc('\n', stdout);
 
   if (!a.dump.empty()) {
-    const fs::path dir(a.dump);
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) LAV2_THROW(input_error, "--dump: cannot create directory '", a.dump, "': ", ec.message());
+    const fs::path dir(a.dump);  // created before loading
     const std::int64_t vocab = tokenizer.vocab_size(), n = std::int64_t(r.generated_ids.size());
     std::vector<std::int64_t> ids64(prompt_ids.begin(), prompt_ids.end());
     io::write_npy((dir / "prompt_ids.npy").string(),

@@ -17,6 +17,28 @@
 
 #include "command.hpp"
 
+namespace {
+
+// The first argument that the top level or the chosen command did not recognise, as an error
+// message ("" if none). Asked before CLI11's own message, which would otherwise report a missing
+// required flag first: `lav2 generate --bogus` said "--llama-dir is required".
+std::string unrecognised_argument(CLI::App& app) {
+  std::vector<CLI::App*> apps{&app};
+  for (CLI::App* sub : app.get_subcommands()) apps.push_back(sub);  // the parsed ones
+  for (CLI::App* a : apps) {
+    const std::vector<std::string> left = a->remaining();
+    if (left.empty()) continue;
+    const std::string where = a == &app ? std::string("lav2") : "lav2 " + a->get_name();
+    const std::string& arg = left.front();
+    if (arg.size() > 1 && arg[0] == '-')
+      return "unknown option '" + arg + "' for '" + where + "' (" + where + " --help lists the options)";
+    return "unexpected argument '" + arg + "' for '" + where + "' (" + where + " --help)";
+  }
+  return "";
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace lav2::cli;
   try {
@@ -65,7 +87,8 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForVersion& e) {
       return app.exit(e);
     } catch (const CLI::ParseError& e) {
-      std::fprintf(stderr, "lav2: error: %s\n", e.what());
+      const std::string unknown = unrecognised_argument(app);
+      std::fprintf(stderr, "lav2: error: %s\n", unknown.empty() ? e.what() : unknown.c_str());
       return 2;
     }
     (void)lav2::kernels::active_kernels();  // an invalid LAV2_ISA is an input error, before any work

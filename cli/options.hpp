@@ -41,7 +41,9 @@ class Opt {
   CLI::Option* option_;
 };
 
-/// The options of one subcommand. A name without a leading '-' is positional.
+/// The options of one subcommand. A name without a leading '-' is positional. Numbers must be
+/// decimal (an int optionally signed, a std::uint64_t without a sign) and floats finite, else the
+/// parse fails naming the flag: `--seed: '-1' is not a non-negative decimal integer`.
 class Options {
  public:
   explicit Options(CLI::App& app) : app_(&app) {}

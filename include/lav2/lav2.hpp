@@ -96,6 +96,7 @@
 #include "lav2/vision/image.hpp"
 #include "lav2/vision/image_limits.hpp"
 #include "lav2/vision/image_preprocess.hpp"
+#include "lav2/vision/pillow_resize.hpp"
 #include "lav2/vision/projector_weights.hpp"
 #include "lav2/vision/random_visual.hpp"
 #include "lav2/vision/visual_encoder.hpp"
