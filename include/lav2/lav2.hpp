@@ -67,6 +67,7 @@
 #include "lav2/kernels/simd/matmul.hpp"
 #include "lav2/kernels/simd/ops.hpp"
 #include "lav2/kernels/simd/probe_loops.hpp"
+#include "lav2/kernels/simd/quant_dot512.hpp"
 #include "lav2/kernels/simd/quant_k_codes.hpp"
 #include "lav2/kernels/simd/quant_k_dot512.hpp"
 #include "lav2/kernels/simd/quant_matvec.hpp"

@@ -76,13 +76,14 @@ TEST_CASE_TEMPLATE("quantised matmul: every level against the reference, both pa
   ThreadPool pool(2);
   for_each_level([&](const KernelTable& L) {
     const KernelTable& R = ref::ref_table();
-    // Decode (M < 4): K at one block, the 7B sizes; N around the row group of 4. Prefill (M >= 4):
-    // M around the GEMM tile, K across several blocks with a ragged one (K = 800 = 3 x 256 + 32).
+    // Decode (M < 4): K at one block, at three (pairs and a single at 512 bits), the 7B sizes; N
+    // around the row group of 4. Prefill (M >= 4): M around the GEMM tile, K across several blocks
+    // with a ragged one (K = 800 = 3 x 256 + 32).
     // The K-quants round K up to their 256 (32 -> 256, 800 -> 1024, 544 -> 768).
-    for (const auto& mnk : {std::array<std::int64_t, 3>{1, 37, 32}, std::array<std::int64_t, 3>{1, 4096, 512},
-                            std::array<std::int64_t, 3>{1, 41, 11008}, std::array<std::int64_t, 3>{3, 45, 4096},
-                            std::array<std::int64_t, 3>{4, 30, 800}, std::array<std::int64_t, 3>{13, 70, 544},
-                            std::array<std::int64_t, 3>{64, 64, 4096}}) {
+    for (const auto& mnk : {std::array<std::int64_t, 3>{1, 37, 32}, std::array<std::int64_t, 3>{2, 9, 96},
+                            std::array<std::int64_t, 3>{1, 4096, 512}, std::array<std::int64_t, 3>{1, 41, 11008},
+                            std::array<std::int64_t, 3>{3, 45, 4096}, std::array<std::int64_t, 3>{4, 30, 800},
+                            std::array<std::int64_t, 3>{13, 70, 544}, std::array<std::int64_t, 3>{64, 64, 4096}}) {
       constexpr std::int64_t kValues = quant_block_values_v<Block>;
       const std::int64_t M = mnk[0], N = mnk[1], K = (mnk[2] + kValues - 1) / kValues * kValues;
       const auto r =

@@ -19,7 +19,7 @@
 // sum_s mn[s] * (bsums[2s] + bsums[2s + 1]) likewise from bsums; each int32 vector is converted
 // and accumulated with one FMA by d_w * d_x (the mins by dmin_w * d_x). q4_K's 12 scale bytes are
 // unpacked with 32-bit masks (unpack_scales_min_q4_k's formula on four bytes at once). The shared
-// unpacking is in quant_k_codes.hpp; the AVX-512 unit runs the 512-bit forms of quant_k_dot512.hpp.
+// unpacking is in quant_k_codes.hpp; the AVX-512 unit runs the 512-bit forms of quant_dot512.hpp and quant_k_dot512.hpp.
 //
 // Determinism: a row's arithmetic is the same alone or in a group and for any thread count (work
 // is split over N only). The lanes split each block sum before it is scaled, so results differ
@@ -35,6 +35,7 @@
 #include "lav2/kernels/ref/matmul_quant.hpp"
 #include "lav2/kernels/simd/arch.hpp"
 #include "lav2/kernels/simd/gemm.hpp"
+#include "lav2/kernels/simd/quant_dot512.hpp"
 #include "lav2/kernels/simd/quant_k_codes.hpp"
 #include "lav2/kernels/simd/quant_k_dot512.hpp"
 #include "lav2/tensor/quant.hpp"
@@ -189,16 +190,13 @@ inline void quant_matvec_range(float* out, const Block* w, std::int64_t nb, cons
   for (std::int64_t n = n_begin; n < n_end;) {
     const int rows = n + kGroup <= n_end ? kGroup : 1;
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#if LAV2_KQUANT_DOT512
-    if constexpr (quant_block_values_v<Block> == kQuantBlockK) {  // quant_k_dot512.hpp
-      if (rows == kGroup) quant_dot_rows_512<Arch, kGroup>(dots, w + n * nb, nb, xq);
-      else quant_dot_rows_512<Arch, 1>(dots, w + n * nb, nb, xq);
-    } else
+#if LAV2_QUANT_DOT512  // the AVX-512 unit: quant_dot512.hpp (q8_0, q4_0), quant_k_dot512.hpp (K-quants)
+    if (rows == kGroup) quant_dot_rows_512<Arch, kGroup>(dots, w + n * nb, nb, xq);
+    else quant_dot_rows_512<Arch, 1>(dots, w + n * nb, nb, xq);
+#else
+    if (rows == kGroup) quant_dot_rows<Arch, kGroup>(dots, w + n * nb, nb, xq);
+    else quant_dot_rows<Arch, 1>(dots, w + n * nb, nb, xq);
 #endif
-    {
-      if (rows == kGroup) quant_dot_rows<Arch, kGroup>(dots, w + n * nb, nb, xq);
-      else quant_dot_rows<Arch, 1>(dots, w + n * nb, nb, xq);
-    }
 #else
     for (int r = 0; r < rows; ++r) dots[r] = ref::quant_dot(w + (n + r) * nb, xq, nb);
 #endif
