@@ -125,12 +125,12 @@ void run_image(const std::string& preset, int model_dim, lav2::ThreadPool& pool,
 std::int64_t decode_bytes(const lav2::model::LlamaModel& m, std::string& main_dtype) {
   std::int64_t total = m.weights().output.bytes();
   std::map<std::string, std::int64_t> by_dtype;
-  by_dtype[std::string(lav2::dtype_name(m.weights().output.dtype))] += m.weights().output.bytes();
+  by_dtype[std::string(lav2::dtype_name(lav2::stored_dtype(m.weights().output.dtype)))] += m.weights().output.bytes();
   for (const auto& layer : m.weights().layers)
     for (const lav2::model::LinearId id : lav2::model::kAllLinears) {
       const lav2::MatPtr& w = layer.linear(id).weight;
       total += std::int64_t(w.bytes());
-      by_dtype[std::string(lav2::dtype_name(w.dtype))] += std::int64_t(w.bytes());
+      by_dtype[std::string(lav2::dtype_name(lav2::stored_dtype(w.dtype)))] += std::int64_t(w.bytes());
     }
   main_dtype =
       std::max_element(by_dtype.begin(), by_dtype.end(), [](auto& x, auto& y) { return x.second < y.second; })->first;

@@ -16,6 +16,7 @@
 #include "lav2/tensor/mat_ptr.hpp"
 #include "lav2/tensor/quant.hpp"
 #include "lav2/tensor/quant_k.hpp"
+#include "lav2/tensor/quant_x8.hpp"
 #include "lav2/tensor/random_fill.hpp"
 #include "lav2/tensor/shape.hpp"
 #include "lav2/tensor/tensor.hpp"
@@ -71,6 +72,7 @@
 #include "lav2/kernels/simd/quant_k_codes.hpp"
 #include "lav2/kernels/simd/quant_k_dot512.hpp"
 #include "lav2/kernels/simd/quant_matvec.hpp"
+#include "lav2/kernels/simd/quant_x8_dot.hpp"
 #include "lav2/kernels/simd/simd_table.hpp"
 
 #include "lav2/model/adapter_spec.hpp"
@@ -91,6 +93,7 @@
 #include "lav2/model/random_llama.hpp"
 #include "lav2/model/rope.hpp"
 #include "lav2/model/run_state.hpp"
+#include "lav2/model/weights_repack.hpp"
 
 #include "lav2/vision/clip_vit.hpp"
 #include "lav2/vision/clip_weights.hpp"

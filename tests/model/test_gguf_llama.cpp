@@ -154,7 +154,7 @@ TEST_CASE("f32, bf16, q8_0 and q4_0 GGUF models follow the PyTorch logits within
     CAPTURE(dtype_name(dtype));
     const model::GgufLlama g = model::open_gguf_llama(tiny_gguf(dtype));
     const model::LlamaModel m = model::build_model(g.base, nullptr);
-    CHECK(m.weights().layers[0].wq.weight.dtype == dtype);
+    CHECK(stored_dtype(m.weights().layers[0].wq.weight.dtype) == dtype);
     CHECK(g.base->tensors.at("norm.weight").dtype == DType::f32);  // 1-D tensors stay f32
     const std::vector<float> got = run_logits(m, ids);
     REQUIRE(std::int64_t(got.size()) == want.numel());

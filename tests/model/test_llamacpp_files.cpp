@@ -94,8 +94,8 @@ TEST_CASE("llama-quantize's Q4_0 and Q4_K_M files follow llama.cpp's greedy toke
     // Q4_K_M puts attn_v and ffn_down in Q6_K and the rest in Q4_K.
     const bool k_m = std::string(name) == "k256-q4_k_m";
     CHECK(m.weights().output.dtype == DType::q6_k);
-    CHECK(m.weights().layers[0].wq.weight.dtype == (k_m ? DType::q4_k : DType::q4_0));
-    CHECK(m.weights().layers[0].w2.weight.dtype == (k_m ? DType::q6_k : DType::q4_0));
+    CHECK(stored_dtype(m.weights().layers[0].wq.weight.dtype) == (k_m ? DType::q4_k : DType::q4_0));
+    CHECK(stored_dtype(m.weights().layers[0].w2.weight.dtype) == (k_m ? DType::q6_k : DType::q4_0));
 
     const std::vector<int> prompt = ids_of(stem + ".prompt_ids.npy");
     CHECK(g.tokenizer.encode("Hello world", true, false) == prompt);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -50,4 +51,28 @@ TEST_CASE("q8_0 and q4_0 models follow the f32 model's logits") {
     }
   }
   CHECK(err8 < err4);
+}
+
+TEST_CASE("a q4_0 model repacked at build (q4_0_x8) computes what the file's layout computes") {
+  ThreadPool pool(2);
+  const model::LlamaConfig c = model::preset_config("tiny");
+  const auto repacked_model = model::random_llama(c, DType::q4_0, pool, 3, 0.05f);
+  ::setenv("LAV2_REPACK", "0", 1);
+  const auto file_model = model::random_llama(c, DType::q4_0, pool, 3, 0.05f);
+  ::unsetenv("LAV2_REPACK");
+  CHECK(repacked_model.weights().layers[0].wq.weight.dtype == DType::q4_0_x8);
+  CHECK(repacked_model.weights().output.dtype == DType::q4_0_x8);
+  CHECK(repacked_model.weights().tok_embeddings.dtype == DType::q4_0);  // read by rows, kept
+  CHECK(file_model.weights().layers[0].wq.weight.dtype == DType::q4_0);
+  const auto a = run(repacked_model, pool), b = run(file_model, pool);
+  // The same exact block integers, summed in another lane order by the decode dots (the logits
+  // of a prefill too: its last row meets `output` alone): float rounding only. (The GEMM's bits
+  // equal q4_0's: test_matmul_x8.cpp.)
+  for (int path = 0; path < 2; ++path) {
+    const auto& want = b[std::size_t(path)];
+    const double scale = lav2::test::max_abs(want.data(), std::int64_t(want.size()));
+    const double err = lav2::test::max_abs_diff(a[std::size_t(path)], want);
+    INFO(std::string(path ? "decode" : "prefill"), ": max|diff| = ", err, ", max|logit| = ", scale);
+    CHECK(err <= 1e-5 * scale);
+  }
 }

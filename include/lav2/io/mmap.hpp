@@ -12,8 +12,11 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "lav2/core/error.hpp"
 
@@ -54,6 +57,7 @@ class MappedFile {
         LAV2_THROW(load_error, what, " '", path, "': cannot map ", m->size_, " bytes: ", std::strerror(e));
       }
       m->data_ = static_cast<const unsigned char*>(p);
+      registry().add(m->data_, std::size_t(m->size_));
     }
     ::close(fd);  // the mapping keeps its own reference to the file
     return m;
@@ -80,7 +84,26 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
   ~MappedFile() {
     if (data_ && heap_) ::operator delete(const_cast<unsigned char*>(data_), std::align_val_t(64));
-    else if (data_) ::munmap(const_cast<unsigned char*>(data_), std::size_t(size_));
+    else if (data_) {
+      registry().remove(data_);
+      ::munmap(const_cast<unsigned char*>(data_), std::size_t(size_));
+    }
+  }
+
+  /// \brief Gives back the resident pages of [p, p + n) if they lie in a live file mapping
+  /// (whole pages inside the range only): a reader that has copied the bytes elsewhere (a weight
+  /// repacked at load) so that the file's pages stop counting in the process's memory. Safe
+  /// because the mappings are read-only and private: a later read faults the page in again from
+  /// the file. Memory of any other kind (heap, a from_buffer() copy) is left alone; returns
+  /// whether pages were given back.
+  static bool release_pages(const void* p, std::size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    if (!registry().contains(b, n)) return false;
+    const std::uintptr_t page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
+    const std::uintptr_t start = (std::uintptr_t(b) + page - 1) / page * page,
+                         end = (std::uintptr_t(b) + n) / page * page;
+    if (end <= start) return false;
+    return ::madvise(reinterpret_cast<void*>(start), std::size_t(end - start), MADV_DONTNEED) == 0;
   }
 
   /// First byte of the file; nullptr for an empty file.
@@ -99,6 +122,38 @@ class MappedFile {
   }
 
  private:
+  /// The live file mappings' ranges (release_pages() touches nothing else).
+  class Registry {
+   public:
+    void add(const unsigned char* p, std::size_t n) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ranges_.emplace_back(p, n);
+    }
+    void remove(const unsigned char* p) {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& r : ranges_)
+        if (r.first == p) {
+          r = ranges_.back();
+          ranges_.pop_back();
+          return;
+        }
+    }
+    bool contains(const unsigned char* p, std::size_t n) const {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& r : ranges_)
+        if (p >= r.first && n <= r.second && std::size_t(p - r.first) <= r.second - n) return true;
+      return false;
+    }
+
+   private:
+    mutable std::mutex mu_;
+    std::vector<std::pair<const unsigned char*, std::size_t>> ranges_;
+  };
+  static Registry& registry() {  // never destroyed: a mapping may outlive static destruction
+    static Registry* r = new Registry;
+    return *r;
+  }
+
   MappedFile() = default;
   std::string path_;
   const unsigned char* data_ = nullptr;

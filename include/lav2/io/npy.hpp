@@ -66,7 +66,8 @@ inline const char* npy_descr(DType t) {
     case DType::q8_0:
     case DType::q4_0:
     case DType::q4_k:
-    case DType::q6_k: return nullptr;
+    case DType::q6_k:
+    case DType::q4_0_x8: return nullptr;
   }
   return nullptr;
 }

@@ -187,6 +187,7 @@ inline void matmul(ThreadPool& pool, float* out, const float* x, const MatPtr& w
     case DType::q4_0: return matmul(pool, out, x, static_cast<const BlockQ4_0*>(w.data), M, N, K, ep);
     case DType::q4_k: return matmul(pool, out, x, static_cast<const BlockQ4_K*>(w.data), M, N, K, ep);
     case DType::q6_k: return matmul(pool, out, x, static_cast<const BlockQ6_K*>(w.data), M, N, K, ep);
+    case DType::q4_0_x8: return matmul(pool, out, x, static_cast<const BlockQ4_0x8*>(w.data), M, N, K, ep);
     default: break;
   }
   LAV2_THROW(internal_error, "matmul: weight dtype ", dtype_name(w.dtype), " has no kernel");

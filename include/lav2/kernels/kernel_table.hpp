@@ -15,6 +15,7 @@
 #include "lav2/kernels/epilogue.hpp"
 #include "lav2/tensor/dtype.hpp"
 #include "lav2/tensor/quant.hpp"
+#include "lav2/tensor/quant_x8.hpp"
 
 namespace lav2::kernels {
 
@@ -73,6 +74,7 @@ struct KernelTable {
   MatmulFn<BlockQ4_0> matmul_q4_0;
   MatmulFn<BlockQ4_K> matmul_q4_k;  ///< decode: q8_K activations, integer dots; prefill: dequantised GEMM
   MatmulFn<BlockQ6_K> matmul_q6_k;
+  MatmulFn<BlockQ4_0x8> matmul_q4_0_x8;  ///< q4_0 repacked by eight rows: the same products as matmul_q4_0
   void (*convert_f16_to_f32)(float*, const f16_t*, std::int64_t);
   void (*convert_f32_to_f16)(f16_t*, const float*, std::int64_t);
   void (*convert_bf16_to_f32)(float*, const bf16_t*, std::int64_t);
@@ -92,7 +94,8 @@ struct KernelTable {
     else if constexpr (std::is_same_v<W, BlockQ8_0>) return matmul_q8_0;
     else if constexpr (std::is_same_v<W, BlockQ4_0>) return matmul_q4_0;
     else if constexpr (std::is_same_v<W, BlockQ4_K>) return matmul_q4_k;
-    else return matmul_q6_k;
+    else if constexpr (std::is_same_v<W, BlockQ6_K>) return matmul_q6_k;
+    else return matmul_q4_0_x8;
   }
   template <class KV>
   AttentionFn<KV> attention() const {

@@ -142,12 +142,21 @@ template <class Block>
 Result check_matmul_quant(const char* name, KernelTable::MatmulFn<Block> tested, KernelTable::MatmulFn<Block> reference,
                           ThreadPool& pool, std::int64_t M, std::int64_t N, std::int64_t K, std::uint32_t seed) {
   using Act = quant_activation_t<Block>;
+  constexpr bool kX8 = std::is_same_v<Block, BlockQ4_0x8>;  // q4_0 rows, then repacked
+  using Row = std::conditional_t<kX8, BlockQ4_0, Block>;
   const std::int64_t nb = K / quant_block_values_v<Block>;
   std::vector<float> x = random_vector(M * K, seed), wf = random_vector(N * K, seed + 1);
-  std::vector<Block> w(std::size_t(N * nb));
+  std::vector<Row> rows(std::size_t(N * nb));
   for (std::int64_t n = 0; n < N; ++n) {
-    quantize_row(wf.data() + n * K, w.data() + n * nb, K);
-    dequantize_row(w.data() + n * nb, wf.data() + n * K, K);
+    quantize_row(wf.data() + n * K, rows.data() + n * nb, K);
+    dequantize_row(rows.data() + n * nb, wf.data() + n * K, K);
+  }
+  std::vector<Block> w;
+  if constexpr (kX8) {
+    w.resize(std::size_t(N * nb));  // N a multiple of 8
+    repack_q4_0_x8(rows.data(), N, nb, w.data());
+  } else {
+    w = std::move(rows);
   }
   std::vector<float> got(std::size_t(M * N)), want(std::size_t(M * N)), xb = x;
   tested(pool, got.data(), x.data(), w.data(), M, N, K, Epilogue{});
@@ -279,6 +288,9 @@ inline std::vector<Result> run(const KernelTable& tested, const KernelTable& ref
                                                  pool, M, N, K256, s));
     results.push_back(detail::check_matmul_quant((path + "q6_k").c_str(), tested.matmul_q6_k, reference.matmul_q6_k,
                                                  pool, M, N, K256, s));
+    const std::int64_t N8 = (N + kX8Rows - 1) / kX8Rows * kX8Rows;
+    results.push_back(detail::check_matmul_quant((path + "q4_0_x8").c_str(), tested.matmul_q4_0_x8,
+                                                 reference.matmul_q4_0_x8, pool, M, N8, K32, s));
   }
 
   {  // conversions must be bit-exact: compare as f32 after widening with the scalar spec

@@ -34,6 +34,7 @@
 #include "lav2/model/llama_weights.hpp"
 #include "lav2/model/rope.hpp"
 #include "lav2/model/run_state.hpp"
+#include "lav2/model/weights_repack.hpp"
 
 namespace lav2::model {
 
@@ -44,8 +45,12 @@ class LlamaModel {
   /// positions, so activations stay bounded whatever the prompt length.
   static constexpr std::int64_t kMaxRowsPerCall = 512;
 
+  /// Takes the weights as bound; q4_0 linears are repacked for the CPU kernels
+  /// (model/weights_repack.hpp) unless LAV2_REPACK=0.
   LlamaModel(const LlamaConfig& config, const AdapterSpec& spec, LlamaWeights weights)
-      : c_(config), s_(spec), w_(std::move(weights)), rope_(config.head_dim, config.rope_theta) {}
+      : c_(config), s_(spec), w_(std::move(weights)), rope_(config.head_dim, config.rope_theta) {
+    if (repack_enabled()) repack_for_cpu(w_);
+  }
 
   const LlamaConfig& config() const { return c_; }
   const AdapterSpec& spec() const { return s_; }

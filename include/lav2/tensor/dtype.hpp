@@ -18,12 +18,13 @@ namespace lav2 {
 /// (token ids, masks); compute is f32 throughout. q8_0 and q4_0 are GGML's block-quantised weight
 /// formats (tensor/quant.hpp): 32 values share one f16 scale, so they have a block size, not an
 /// element size. q4_k and q6_k are GGML's K-quants Q4_K and Q6_K (tensor/quant_k.hpp), read from
-/// GGUF files: super-blocks of 256 values.
-enum class DType : std::uint8_t { f32, f16, bf16, i64, i32, i16, i8, u8, boolean, q8_0, q4_0, q4_k, q6_k };
+/// GGUF files: super-blocks of 256 values. q4_0_x8 is q4_0 with eight rows interleaved block by
+/// block (tensor/quant_x8.hpp), a layout the model makes at load; no file holds it.
+enum class DType : std::uint8_t { f32, f16, bf16, i64, i32, i16, i8, u8, boolean, q8_0, q4_0, q4_k, q6_k, q4_0_x8 };
 
 /// \brief Values per block: 32 for q8_0 and q4_0, 256 for q4_k and q6_k, 1 for the others.
 constexpr std::int64_t dtype_block_size(DType t) {
-  if (t == DType::q8_0 || t == DType::q4_0) return 32;
+  if (t == DType::q8_0 || t == DType::q4_0 || t == DType::q4_0_x8) return 32;
   if (t == DType::q4_k || t == DType::q6_k) return 256;
   return 1;
 }
@@ -43,7 +44,8 @@ constexpr std::size_t dtype_size(DType t) {
     case DType::q8_0:
     case DType::q4_0:
     case DType::q4_k:
-    case DType::q6_k: return 0;
+    case DType::q6_k:
+    case DType::q4_0_x8: return 0;
   }
   return 0;
 }
@@ -53,11 +55,14 @@ constexpr std::size_t dtype_size(DType t) {
 /// q4_k 144 per 256 (4.5 bits per value), q6_k 210 per 256 (6.5625 bits).
 constexpr std::size_t dtype_row_bytes(DType t, std::int64_t n) {
   if (t == DType::q8_0) return std::size_t(n / 32) * 34;
-  if (t == DType::q4_0) return std::size_t(n / 32) * 18;
+  if (t == DType::q4_0 || t == DType::q4_0_x8) return std::size_t(n / 32) * 18;
   if (t == DType::q4_k) return std::size_t(n / 256) * 144;
   if (t == DType::q6_k) return std::size_t(n / 256) * 210;
   return std::size_t(n) * dtype_size(t);
 }
+
+/// \brief The dtype a file stores for `t`: q4_0 for q4_0_x8 (a layout of q4_0), else `t`.
+constexpr DType stored_dtype(DType t) { return t == DType::q4_0_x8 ? DType::q4_0 : t; }
 
 /// \brief Lower-case name of `t`, as used in messages and file formats ("f32", "f16", ...).
 constexpr std::string_view dtype_name(DType t) {
@@ -75,6 +80,7 @@ constexpr std::string_view dtype_name(DType t) {
     case DType::q4_0: return "q4_0";
     case DType::q4_k: return "q4_k";
     case DType::q6_k: return "q6_k";
+    case DType::q4_0_x8: return "q4_0_x8";
   }
   return "?";
 }

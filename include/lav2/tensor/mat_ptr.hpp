@@ -10,6 +10,7 @@
 #include "lav2/core/error.hpp"
 #include "lav2/tensor/dtype.hpp"
 #include "lav2/tensor/quant.hpp"
+#include "lav2/tensor/quant_x8.hpp"
 #include "lav2/tensor/shape.hpp"
 #include "lav2/tensor/tensor.hpp"
 
@@ -43,7 +44,7 @@ struct MatPtr {
   bool contiguous() const { return stride == cols; }
   Shape shape() const { return Shape{rows, cols}; }
   std::size_t bytes() const { return std::size_t(rows) * dtype_row_bytes(dtype, stride); }
-  /// Row `r` as raw bytes; no bounds check.
+  /// Row `r` as raw bytes; no bounds check. Not for q4_0_x8, whose rows are interleaved.
   const void* row(std::int64_t r) const {
     return static_cast<const unsigned char*>(data) + std::size_t(r) * dtype_row_bytes(dtype, stride);
   }
@@ -58,6 +59,11 @@ struct MatPtr {
 
 /// \brief Widens (or dequantises) row `r` of `m` into out[0, cols): an embedding lookup.
 inline void mat_row_to_f32(const MatPtr& m, std::int64_t r, float* out) {
+  if (m.dtype == DType::q4_0_x8) {
+    const std::int64_t nb = m.stride / kQuantBlock;
+    return dequantize_x8_lane(static_cast<const BlockQ4_0x8*>(m.data) + (r / kX8Rows) * nb, int(r % kX8Rows), out,
+                              m.cols);
+  }
   const void* p = m.row(r);
   switch (m.dtype) {
     case DType::f32:
@@ -81,7 +87,7 @@ inline void mat_row_to_f32(const MatPtr& m, std::int64_t r, float* out) {
 /// \brief True for the dtypes kernels::matmul multiplies (the closed list).
 constexpr bool is_matmul_dtype(DType t) {
   return t == DType::f32 || t == DType::f16 || t == DType::bf16 || t == DType::q8_0 || t == DType::q4_0 ||
-         t == DType::q4_k || t == DType::q6_k;
+         t == DType::q4_k || t == DType::q6_k || t == DType::q4_0_x8;
 }
 
 }  // namespace lav2

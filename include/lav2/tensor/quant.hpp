@@ -37,10 +37,14 @@ struct BlockQ4_0 {
 static_assert(sizeof(BlockQ8_0) == 34 && alignof(BlockQ8_0) == 2, "ggml's block_q8_0 layout");
 static_assert(sizeof(BlockQ4_0) == 18 && alignof(BlockQ4_0) == 2, "ggml's block_q4_0 layout");
 
-/// \brief Whether T is one of the weight block types.
+struct BlockQ4_0x8;  // tensor/quant_x8.hpp: eight q4_0 rows interleaved
+
+/// \brief Whether T is one of the weight block types (BlockQ4_0x8 included: it holds a block of
+/// eight rows, and every user of this trait steps over its rows by groups).
 template <class T>
-inline constexpr bool is_quant_block_v = std::is_same_v<T, BlockQ8_0> || std::is_same_v<T, BlockQ4_0> ||
-                                         std::is_same_v<T, BlockQ4_K> || std::is_same_v<T, BlockQ6_K>;
+inline constexpr bool is_quant_block_v =
+    std::is_same_v<T, BlockQ8_0> || std::is_same_v<T, BlockQ4_0> || std::is_same_v<T, BlockQ4_K> ||
+    std::is_same_v<T, BlockQ6_K> || std::is_same_v<T, BlockQ4_0x8>;
 
 /// \brief Values per block of a block type: 32 (q8_0, q4_0) or 256 (the K-quants, q8_K).
 template <class Block>

@@ -1,5 +1,6 @@
 // Scalar reference matrix products over q8_0 / q4_0 / q4_K / q6_K weights (tensor/quant.hpp,
-// tensor/quant_k.hpp): the specification of the quantised matmul kernels.
+// tensor/quant_k.hpp), and q4_0 repacked by eight rows (q4_0_x8, tensor/quant_x8.hpp: the same
+// rows, the same arithmetic): the specification of the quantised matmul kernels.
 //
 // Two paths, as in the SIMD kernels:
 // - M < kQuantGemmMinRows (decode): each activation row is quantised to ggml's vec_dot_type
@@ -27,6 +28,7 @@
 #include "lav2/core/thread_pool.hpp"
 #include "lav2/kernels/epilogue.hpp"
 #include "lav2/tensor/quant.hpp"
+#include "lav2/tensor/quant_x8.hpp"
 
 namespace lav2::kernels {
 /// Activation rows from which the quantised matmul takes the prefill path.
@@ -97,6 +99,28 @@ inline float quant_dot(const BlockQ6_K* w, const BlockQ8_K* x, std::int64_t nb) 
   return sum;
 }
 
+/// Row n's dot with xq, and row n dequantised, for row-major blocks and for q4_0_x8 groups.
+template <class Block>
+inline float row_dot(const Block* w, std::int64_t nb, std::int64_t n, const quant_activation_t<Block>* xq) {
+  return quant_dot(w + n * nb, xq, nb);
+}
+inline float row_dot(const BlockQ4_0x8* w, std::int64_t nb, std::int64_t n, const BlockQ8_0* xq) {
+  const BlockQ4_0x8* g = w + (n / kX8Rows) * nb;
+  float sum = 0.0f;  // quant_dot(BlockQ4_0)'s sum, block by block
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const BlockQ4_0 blk = x8_block(g[b], int(n % kX8Rows));
+    sum += quant_dot(&blk, xq + b, 1);
+  }
+  return sum;
+}
+template <class Block>
+inline void row_dequantize(const Block* w, std::int64_t nb, std::int64_t n, float* out, std::int64_t K) {
+  dequantize_row(w + n * nb, out, K);
+}
+inline void row_dequantize(const BlockQ4_0x8* w, std::int64_t nb, std::int64_t n, float* out, std::int64_t K) {
+  dequantize_x8_lane(w + (n / kX8Rows) * nb, int(n % kX8Rows), out, K);
+}
+
 /// \brief out (M, N) = x (M, K) · w^T for w (N, K) of q8_0 / q4_0 blocks (K a multiple of 32) or
 /// q4_K / q6_K super-blocks (K a multiple of 256); the two paths of the file comment, then `ep`.
 /// Rows of w are K / quant_block_values_v<Block> blocks apart.
@@ -113,7 +137,7 @@ void matmul_quant(ThreadPool& pool, float* out, const float* x, const Block* w, 
         [&](std::int64_t n_begin, std::int64_t n_end) {
           for (std::int64_t m = 0; m < M; ++m)
             for (std::int64_t n = n_begin; n < n_end; ++n)
-              out[m * N + n] = ep.apply(quant_dot(w + n * nb, xq.data() + m * nb, nb), n, out[m * N + n]);
+              out[m * N + n] = ep.apply(row_dot(w, nb, n, xq.data() + m * nb), n, out[m * N + n]);
         },
         /*min_chunk=*/16);
     return;
@@ -123,7 +147,7 @@ void matmul_quant(ThreadPool& pool, float* out, const float* x, const Block* w, 
       [&](std::int64_t n_begin, std::int64_t n_end) {
         std::vector<float> row(static_cast<std::size_t>(K));
         for (std::int64_t n = n_begin; n < n_end; ++n) {
-          dequantize_row(w + n * nb, row.data(), K);
+          row_dequantize(w, nb, n, row.data(), K);
           for (std::int64_t m = 0; m < M; ++m) {
             double sum = 0.0;
             for (std::int64_t k = 0; k < K; ++k) sum += double(x[m * K + k]) * double(row[std::size_t(k)]);

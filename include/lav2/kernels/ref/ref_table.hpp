@@ -55,6 +55,7 @@ inline const KernelTable& ref_table() {
     r.matmul_q4_0 = matmul_quant<BlockQ4_0>;
     r.matmul_q4_k = matmul_quant<BlockQ4_K>;
     r.matmul_q6_k = matmul_quant<BlockQ6_K>;
+    r.matmul_q4_0_x8 = matmul_quant<BlockQ4_0x8>;
     r.convert_f16_to_f32 = convert_f16_to_f32;
     r.convert_f32_to_f16 = convert_f32_to_f16;
     r.convert_bf16_to_f32 = convert_bf16_to_f32;

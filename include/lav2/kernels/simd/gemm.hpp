@@ -31,6 +31,7 @@
 #include "lav2/kernels/simd/quant_k_codes.hpp"
 #include "lav2/tensor/dtype.hpp"
 #include "lav2/tensor/quant.hpp"
+#include "lav2/tensor/quant_x8.hpp"
 
 namespace lav2::kernels::simd::detail {
 
@@ -331,12 +332,17 @@ inline void widen_block(float* wide, const Block* w, std::int64_t N, std::int64_
   static_assert(kKc % kValues == 0, "the GEMM's k blocks hold whole quantised blocks");
   const std::int64_t nb = K / kValues;
   for (std::int64_t row = 0; row < rows; ++row) {
-    const Block* src = w + std::min(n_lo + row, N - 1) * nb + pc / kValues;
-    // The K-quants' AVX2 unpacking (quant_k_codes.hpp, the same bits as the scalar rows): the
-    // scalar rows are compiled for baseline x86-64, and with them q6_K prefill (4096^2, M = 64,
-    // one thread) took 24.7 ms against q8_0's 16.4; with these 18.5 against 18.0 (a loaded VM).
-    if constexpr (kValues == kQuantBlockK) dequantize_row_k<Arch>(src, wide + row * kKc, kc);
-    else dequantize_row(src, wide + row * kKc, kc);
+    const std::int64_t n = std::min(n_lo + row, N - 1);
+    if constexpr (std::is_same_v<Block, BlockQ4_0x8>) {  // row n is lane n % 8 of group n / 8
+      dequantize_x8_lane(w + (n / kX8Rows) * nb + pc / kValues, int(n % kX8Rows), wide + row * kKc, kc);
+    } else {
+      const Block* src = w + n * nb + pc / kValues;
+      // The K-quants' AVX2 unpacking (quant_k_codes.hpp, the same bits as the scalar rows): the
+      // scalar rows are compiled for baseline x86-64, and with them q6_K prefill (4096^2, M = 64,
+      // one thread) took 24.7 ms against q8_0's 16.4; with these 18.5 against 18.0 (a loaded VM).
+      if constexpr (kValues == kQuantBlockK) dequantize_row_k<Arch>(src, wide + row * kKc, kc);
+      else dequantize_row(src, wide + row * kKc, kc);
+    }
   }
 }
 
@@ -346,6 +352,9 @@ inline LinePrefetcher block_prefetcher(const Block* w, std::int64_t K, std::int6
                                        std::int64_t k_begin, std::int64_t k_end) {
   constexpr std::int64_t kSize = std::int64_t(sizeof(Block)), kValues = quant_block_values_v<Block>;
   const std::int64_t nb = K / kValues;
+  if constexpr (std::is_same_v<Block, BlockQ4_0x8>)  // the groups holding rows [n_begin, n_end)
+    return LinePrefetcher(w + n_begin / kX8Rows * nb + k_begin / kValues, (k_end - k_begin) / kValues * kSize,
+                          nb * kSize, (n_end + kX8Rows - 1) / kX8Rows - n_begin / kX8Rows);
   return LinePrefetcher(w + n_begin * nb + k_begin / kValues, (k_end - k_begin) / kValues * kSize, nb * kSize,
                         n_end - n_begin);
 }

@@ -38,7 +38,9 @@
 #include "lav2/kernels/simd/quant_dot512.hpp"
 #include "lav2/kernels/simd/quant_k_codes.hpp"
 #include "lav2/kernels/simd/quant_k_dot512.hpp"
+#include "lav2/kernels/simd/quant_x8_dot.hpp"
 #include "lav2/tensor/quant.hpp"
+#include "lav2/tensor/quant_x8.hpp"
 
 namespace lav2::kernels::simd::detail {
 
@@ -202,6 +204,29 @@ inline void quant_matvec_range(float* out, const Block* w, std::int64_t nb, cons
 #endif
     for (int r = 0; r < rows; ++r) out[n + r] = ep.apply(dots[r], n + r, out[n + r]);
     n += rows;
+  }
+}
+
+/// The same for q4_0_x8: whole groups of eight rows by quant_x8_dot.hpp (the threads' blocks are
+/// multiples of 48 rows, so only a caller's odd range meets a partial group: its rows go alone,
+/// through the reference dot).
+template <class Arch>
+inline void quant_matvec_range(float* out, const BlockQ4_0x8* w, std::int64_t nb, const BlockQ8_0* xq,
+                               std::int64_t n_begin, std::int64_t n_end, const Epilogue& ep) {
+  float dots[kX8Rows];
+  for (std::int64_t n = n_begin; n < n_end;) {
+    if (n % kX8Rows == 0 && n + kX8Rows <= n_end) {
+#if LAV2_QUANT_X8_DOT
+      quant_dot_x8<Arch>(dots, w + (n / kX8Rows) * nb, nb, xq);
+#else
+      for (int r = 0; r < kX8Rows; ++r) dots[r] = ref::row_dot(w, nb, n + r, xq);
+#endif
+      for (int r = 0; r < kX8Rows; ++r) out[n + r] = ep.apply(dots[r], n + r, out[n + r]);
+      n += kX8Rows;
+    } else {
+      out[n] = ep.apply(ref::row_dot(w, nb, n, xq), n, out[n]);
+      ++n;
+    }
   }
 }
 

@@ -51,6 +51,7 @@ KernelTable make_simd_table(Isa isa) {
   bind<Arch, matmul_fn>(t.matmul_q4_0);
   bind<Arch, matmul_fn>(t.matmul_q4_k);
   bind<Arch, matmul_fn>(t.matmul_q6_k);
+  bind<Arch, matmul_fn>(t.matmul_q4_0_x8);
   bind<Arch, convert_f16_to_f32_fn>(t.convert_f16_to_f32);
   bind<Arch, convert_f32_to_f16_fn>(t.convert_f32_to_f16);
   bind<Arch, convert_bf16_to_f32_fn>(t.convert_bf16_to_f32);
