@@ -77,7 +77,7 @@ struct Grads {
 
 TEST_CASE("linear backward: reference vs finite differences") {
   for (const Case& cs : kCases) {
-    INFO("linear ", cs.name);
+    INFO("linear ", std::string(cs.name));
     const Tensors t(3, 5, 6, 2, cs);
     std::vector<double> xd = to_d(t.x), bd = to_d(t.b), sd = to_d(t.s), l1d = to_d(t.l1), l2d = to_d(t.l2);
     const std::vector<double> wd = to_d(t.w), cd = to_d(t.c);
@@ -106,7 +106,7 @@ TEST_CASE("linear: the fast GEMM path matches the reference (1 and 2 threads, f3
   for (const Case& cs : kCases)
     for (int threads : {1, 2})
       for (std::int64_t M : {std::int64_t(1), std::int64_t(37)}) {
-        INFO("linear ", cs.name, ", ", threads, " threads, M = ", M);
+        INFO("linear ", std::string(cs.name), ", ", threads, " threads, M = ", M);
         const Tensors t(M, 70, 45, 16, cs);
         const auto p = params(t.w, t.b, t.s, t.l1, t.l2, cs.scale, t.N, t.K, t.r);
         std::vector<float> y(std::size_t(t.M * t.N)), u(y.size()), mid(std::size_t(t.M * t.r));
