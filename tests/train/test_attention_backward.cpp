@@ -12,49 +12,57 @@ using namespace lav2;
 using namespace lav2::train;
 using namespace lav2::train::test;
 
-TEST_CASE("causal attention backward: reference vs finite differences") {
-  const std::int64_t S = 5, H = 2, hd = 4, dim = H * hd;
-  const auto q = rand_f(S * dim, 1), k = rand_f(S * dim, 2), v = rand_f(S * dim, 3), c = rand_f(S * dim, 4);
-  std::vector<double> qd = to_d(q), kd = to_d(k), vd = to_d(v);
-  const std::vector<double> cd = to_d(c);
-  auto loss = [&] {
-    std::vector<double> o(std::size_t(S * dim)), p(std::size_t(H * S * S));
-    ref::attention_forward(o.data(), p.data(), qd.data(), kd.data(), vd.data(), S, H, hd);
-    return weighted_sum(cd, o);
-  };
-  std::vector<float> o(std::size_t(S * dim)), p(std::size_t(H * S * S));
-  ref::attention_forward(o.data(), p.data(), q.data(), k.data(), v.data(), S, H, hd);
-  std::vector<float> dq(o.size()), dk(o.size()), dv(o.size());
-  ref::attention_backward(dq.data(), dk.data(), dv.data(), c.data(), q.data(), k.data(), v.data(), p.data(), S, H, hd);
-  expect_grad("dq", dq, fd_grad(qd, loss));
-  expect_grad("dk", dk, fd_grad(kd, loss));
-  expect_grad("dv", dv, fd_grad(vd, loss));
+TEST_CASE("attention backward (causal, and over all keys): reference vs finite differences") {
+  for (bool causal : {true, false}) {
+    INFO("causal ", causal);
+    const std::int64_t S = 5, H = 2, hd = 4, dim = H * hd;
+    const auto q = rand_f(S * dim, 1), k = rand_f(S * dim, 2), v = rand_f(S * dim, 3), c = rand_f(S * dim, 4);
+    std::vector<double> qd = to_d(q), kd = to_d(k), vd = to_d(v);
+    const std::vector<double> cd = to_d(c);
+    auto loss = [&] {
+      std::vector<double> o(std::size_t(S * dim)), p(std::size_t(H * S * S));
+      ref::attention_forward(o.data(), p.data(), qd.data(), kd.data(), vd.data(), S, H, hd, causal);
+      return weighted_sum(cd, o);
+    };
+    std::vector<float> o(std::size_t(S * dim)), p(std::size_t(H * S * S));
+    ref::attention_forward(o.data(), p.data(), q.data(), k.data(), v.data(), S, H, hd, causal);
+    std::vector<float> dq(o.size()), dk(o.size()), dv(o.size());
+    ref::attention_backward(dq.data(), dk.data(), dv.data(), c.data(), q.data(), k.data(), v.data(), p.data(), S, H, hd,
+                            causal);
+    expect_grad("dq", dq, fd_grad(qd, loss));
+    expect_grad("dk", dk, fd_grad(kd, loss));
+    expect_grad("dv", dv, fd_grad(vd, loss));
+  }
 }
 
-TEST_CASE("causal attention: fast path vs reference, 1 and 2 threads") {
-  const std::int64_t S = 19, H = 3, hd = 16, dim = H * hd;
-  const auto q = rand_f(S * dim, 11, -2, 2), k = rand_f(S * dim, 12, -2, 2), v = rand_f(S * dim, 13);
-  const auto c = rand_f(S * dim, 14);
-  std::vector<float> o(std::size_t(S * dim)), p(std::size_t(H * S * S));
-  ref::attention_forward(o.data(), p.data(), q.data(), k.data(), v.data(), S, H, hd);
-  std::vector<float> dq(o.size()), dk(o.size()), dv(o.size());
-  ref::attention_backward(dq.data(), dk.data(), dv.data(), c.data(), q.data(), k.data(), v.data(), p.data(), S, H, hd);
-  std::vector<float> first;
-  for (int threads : {1, 2}) {
-    INFO(threads, " threads");
-    ThreadPool pool(threads);
-    Workspace ws;
-    std::vector<float> fo(o.size()), fp(p.size(), 7.0f), fq(o.size()), fk(o.size()), fv(o.size());
-    attention_forward(pool, fo.data(), fp.data(), q.data(), k.data(), v.data(), S, H, hd);
-    expect_close("out", fo, o, 0, 1e-6);
-    expect_close("probs", fp, p, 0, 1e-6);
-    attention_backward(pool, ws, fq.data(), fk.data(), fv.data(), c.data(), q.data(), k.data(), v.data(), fp.data(), S,
-                       H, hd);
-    expect_close("dq", fq, dq, 0, 1e-5);
-    expect_close("dk", fk, dk, 0, 1e-5);
-    expect_close("dv", fv, dv, 0, 1e-5);
-    if (first.empty()) first = fq;
-    expect_close("dq bit-identical across pool sizes", fq, first, 0, 0);
+TEST_CASE("attention (causal, and over all keys): fast path vs reference, 1 and 2 threads") {
+  for (bool causal : {true, false}) {
+    INFO("causal ", causal);
+    const std::int64_t S = 19, H = 3, hd = 16, dim = H * hd;
+    const auto q = rand_f(S * dim, 11, -2, 2), k = rand_f(S * dim, 12, -2, 2), v = rand_f(S * dim, 13);
+    const auto c = rand_f(S * dim, 14);
+    std::vector<float> o(std::size_t(S * dim)), p(std::size_t(H * S * S));
+    ref::attention_forward(o.data(), p.data(), q.data(), k.data(), v.data(), S, H, hd, causal);
+    std::vector<float> dq(o.size()), dk(o.size()), dv(o.size());
+    ref::attention_backward(dq.data(), dk.data(), dv.data(), c.data(), q.data(), k.data(), v.data(), p.data(), S, H, hd,
+                            causal);
+    std::vector<float> first;
+    for (int threads : {1, 2}) {
+      INFO(threads, " threads");
+      ThreadPool pool(threads);
+      Workspace ws;
+      std::vector<float> fo(o.size()), fp(p.size(), 7.0f), fq(o.size()), fk(o.size()), fv(o.size());
+      attention_forward(pool, fo.data(), fp.data(), q.data(), k.data(), v.data(), S, H, hd, causal);
+      expect_close("out", fo, o, 0, 1e-6);
+      expect_close("probs", fp, p, 0, 1e-6);
+      attention_backward(pool, ws, fq.data(), fk.data(), fv.data(), c.data(), q.data(), k.data(), v.data(), fp.data(),
+                         S, H, hd, causal);
+      expect_close("dq", fq, dq, 0, 1e-5);
+      expect_close("dk", fk, dk, 0, 1e-5);
+      expect_close("dv", fv, dv, 0, 1e-5);
+      if (first.empty()) first = fq;
+      expect_close("dq bit-identical across pool sizes", fq, first, 0, 0);
+    }
   }
 }
 

@@ -1,5 +1,6 @@
-// The tuned linear's backward (bias, input / output scale, LoRA): the scalar reference against
-// double finite differences for every trainable tensor and the input; the fast GEMM path
+// The tuned linear's backward (bias, input / output scale, LoRA, and the weight where it is
+// trainable, as the visual branch's are): the scalar reference against double finite
+// differences for every trainable tensor and the input; the fast GEMM path
 // (kernels::matmul on transposed copies) against the reference, for 1 and 2 threads and for an
 // f16 frozen weight.
 #include <doctest/doctest.h>
@@ -64,12 +65,17 @@ LinearParams<T> params(const std::vector<T>& w, const std::vector<T>& b, const s
 }
 
 struct Grads {
-  std::vector<float> dx, b, s, l1, l2;
-  explicit Grads(const Tensors& t)
-      : dx(std::size_t(t.M * t.K)), b(t.b.size()), s(t.s.size()), l1(t.l1.size()), l2(t.l2.size()) {}
+  std::vector<float> dx, b, s, l1, l2, w;  // w empty: the weight is frozen
+  Grads(const Tensors& t, bool train_weight)
+      : dx(std::size_t(t.M * t.K)),
+        b(t.b.size()),
+        s(t.s.size()),
+        l1(t.l1.size()),
+        l2(t.l2.size()),
+        w(train_weight ? t.w.size() : 0) {}
   LinearGrads<float> view() {
-    return {b.empty() ? nullptr : b.data(), s.empty() ? nullptr : s.data(), l1.empty() ? nullptr : l1.data(),
-            l2.empty() ? nullptr : l2.data()};
+    auto ptr = [](std::vector<float>& v) { return v.empty() ? nullptr : v.data(); };
+    return {ptr(b), ptr(s), ptr(l1), ptr(l2), ptr(w)};
   }
 };
 
@@ -80,7 +86,8 @@ TEST_CASE("linear backward: reference vs finite differences") {
     INFO("linear ", std::string(cs.name));
     const Tensors t(3, 5, 6, 2, cs);
     std::vector<double> xd = to_d(t.x), bd = to_d(t.b), sd = to_d(t.s), l1d = to_d(t.l1), l2d = to_d(t.l2);
-    const std::vector<double> wd = to_d(t.w), cd = to_d(t.c);
+    std::vector<double> wd = to_d(t.w);
+    const std::vector<double> cd = to_d(t.c);
     auto loss = [&] {
       std::vector<double> y(std::size_t(t.M * t.N)), u(y.size()), mid(std::size_t(t.M * t.r));
       ref::linear_forward(y.data(), u.data(), mid.data(), xd.data(), t.M,
@@ -90,9 +97,10 @@ TEST_CASE("linear backward: reference vs finite differences") {
     const auto p = params(t.w, t.b, t.s, t.l1, t.l2, cs.scale, t.N, t.K, t.r);
     std::vector<float> y(std::size_t(t.M * t.N)), u(y.size()), mid(std::size_t(t.M * t.r));
     ref::linear_forward(y.data(), u.data(), mid.data(), t.x.data(), t.M, p);
-    Grads g(t);
+    Grads g(t, true);
     ref::linear_backward(g.dx.data(), g.view(), t.c.data(), t.x.data(), u.data(), mid.data(), t.M, p);
     expect_grad("dx", g.dx, fd_grad(xd, loss));
+    expect_grad("d weight", g.w, fd_grad(wd, loss));
     if (cs.bias) expect_grad("d bias", g.b, fd_grad(bd, loss));
     if (cs.scale != ScaleMode::none) expect_grad("d scale", g.s, fd_grad(sd, loss));
     if (cs.lora) {
@@ -111,7 +119,7 @@ TEST_CASE("linear: the fast GEMM path matches the reference (1 and 2 threads, f3
         const auto p = params(t.w, t.b, t.s, t.l1, t.l2, cs.scale, t.N, t.K, t.r);
         std::vector<float> y(std::size_t(t.M * t.N)), u(y.size()), mid(std::size_t(t.M * t.r));
         ref::linear_forward(y.data(), u.data(), mid.data(), t.x.data(), t.M, p);
-        Grads want(t);
+        Grads want(t, true);
         ref::linear_backward(want.dx.data(), want.view(), t.c.data(), t.x.data(), u.data(), mid.data(), t.M, p);
 
         ThreadPool pool(threads);
@@ -120,10 +128,15 @@ TEST_CASE("linear: the fast GEMM path matches the reference (1 and 2 threads, f3
         linear_forward(pool, ws, fy.data(), fu.data(), fmid.data(), t.x.data(), t.M, MatPtr::of(t.w.data(), t.N, t.K),
                        p);
         expect_close("forward y", fy, y, 0, 1e-5);  // f32 sums in GEMM order vs the reference's
-        Grads got(t);
+        Grads got(t, true), frozen(t, false);
         linear_backward(pool, ws, got.dx.data(), got.view(), t.c.data(), t.x.data(), fu.data(), fmid.data(), t.M,
                         MatPtr::of(t.w.data(), t.N, t.K), p);
+        linear_backward(pool, ws, frozen.dx.data(), frozen.view(), t.c.data(), t.x.data(), fu.data(), fmid.data(), t.M,
+                        MatPtr::of(t.w.data(), t.N, t.K), p);
         expect_close("dx", got.dx, want.dx, 0, 1e-5);
+        expect_close("d weight", got.w, want.w, 0, 1e-5);
+        expect_close("dx with the weight frozen", frozen.dx, got.dx, 0, 0);
+        expect_close("d bias with the weight frozen", frozen.b, got.b, 0, 0);
         expect_close("d bias", got.b, want.b, 0, 1e-5);
         expect_close("d scale", got.s, want.s, 0, 1e-5);
         expect_close("d lora_l1", got.l1, want.l1, 0, 1e-5);
@@ -134,7 +147,7 @@ TEST_CASE("linear: the fast GEMM path matches the reference (1 and 2 threads, f3
         std::vector<float> w16f(t.w.size());
         for (std::size_t i = 0; i < t.w.size(); ++i)
           w16[i].bits = f32_to_f16(t.w[i]), w16f[i] = f16_to_f32(w16[i].bits);
-        Grads h(t), hf(t);
+        Grads h(t, false), hf(t, false);
         linear_backward(pool, ws, h.dx.data(), h.view(), t.c.data(), t.x.data(), fu.data(), fmid.data(), t.M,
                         MatPtr::of(w16.data(), t.N, t.K), p);
         linear_backward(pool, ws, hf.dx.data(), hf.view(), t.c.data(), t.x.data(), fu.data(), fmid.data(), t.M,
@@ -150,7 +163,7 @@ TEST_CASE("linear backward: a quantised frozen weight is refused") {
   for (int n = 0; n < 4; ++n) quantize_row(t.w.data() + n * 32, q.data() + n, 32);
   ThreadPool pool(1);
   Workspace ws;
-  Grads g(t);
+  Grads g(t, false);
   const auto p = params(t.w, t.b, t.s, t.l1, t.l2, cs.scale, t.N, t.K, t.r);
   CHECK_THROWS_AS(linear_backward(pool, ws, g.dx.data(), g.view(), t.c.data(), t.x.data(), nullptr, nullptr, t.M,
                                   MatPtr(DType::q8_0, q.data(), 4, 32, 32), p),

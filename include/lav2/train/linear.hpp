@@ -1,5 +1,6 @@
-// A tuned linear layer and its backward (training): the frozen weight W (N, K) gets no gradient;
-// the bias, scale and LoRA tensors that exist get theirs, and the input gets dx. The forms are
+// A tuned linear layer and its backward (training): a frozen weight W (N, K) gets no gradient
+// (LLaMA's), a trainable one gets dW (the visual branch's linears in pretrain); the bias, scale
+// and LoRA tensors that exist get theirs, and the input gets dx. The forms are
 // those of the inference model (model/llama_model.hpp, linear_):
 //   plain / bias   y = W x + b
 //   input scale    y = W (s x) + b                    s (K)   chat65b
@@ -7,7 +8,7 @@
 //   LoRA           y = W x + b + l2 (l1 x)            l1 (r, K), l2 (N, r)   (no alpha / r)
 // Rows are tokens: x (M, K), y and dy (M, N).
 // Backward, with d = dy s (output scale) or dy:
-//   ds_out += sum_m dy u,  u = W x + b      db += sum_m d
+//   ds_out += sum_m dy u,  u = W x + b      db += sum_m d      dW += d^T xin  (xin = s x or x)
 //   dx = (d W) s (input scale: ds_in += sum_m (d W) x) or d W
 //   LoRA: mid = l1 x (M, r);  dl2 += dy^T mid;  dmid = dy l2;  dl1 += dmid^T x;  dx += dmid l1
 // The scalar reference (ref::) is a template so that the tests run it in double; the fast path
@@ -33,7 +34,7 @@ using model::ScaleMode;
 /// \brief A linear's tensors; a null pointer is a tensor the model lacks.
 template <class T>
 struct LinearParams {
-  const T* weight = nullptr;               // (N, K), frozen
+  const T* weight = nullptr;               // (N, K)
   const T* bias = nullptr;                 // (N)
   const T* scale = nullptr;                // (K) for ScaleMode::input, (N) for ScaleMode::output
   ScaleMode scale_mode = ScaleMode::none;  //
@@ -46,13 +47,14 @@ struct LinearParams {
 };
 
 /// \brief Gradient buffers of the trainable tensors, accumulated (+=); null for a frozen or
-/// absent one. The weight never has one.
+/// absent one (a frozen weight has none).
 template <class T>
 struct LinearGrads {
   T* bias = nullptr;     // (N)
   T* scale = nullptr;    // (K) or (N)
   T* lora_l1 = nullptr;  // (rank, K)
   T* lora_l2 = nullptr;  // (N, rank)
+  T* weight = nullptr;   // (N, K)
 };
 
 namespace detail {
@@ -109,6 +111,10 @@ void linear_backward(T* dx, const LinearGrads<T>& g, const T* dy, const T* x,
       if (p.has_output_scale() && g.scale) g.scale[n] += dyr[n] * u[m * N + n];
       if (g.bias) g.bias[n] += d[std::size_t(n)];
     }
+    if (g.weight)
+      for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t k = 0; k < K; ++k)
+          g.weight[n * K + k] += d[std::size_t(n)] * xr[k] * (p.has_input_scale() ? p.scale[k] : T(1));
     for (std::int64_t k = 0; k < K; ++k) {
       T acc = 0;  // (d W)[k]
       for (std::int64_t n = 0; n < N; ++n) acc += d[std::size_t(n)] * p.weight[n * K + k];
@@ -161,7 +167,7 @@ inline MatPtr transposed_weight(Workspace& ws, const MatPtr& w) {
 }
 }  // namespace detail
 
-/// \brief The fast forward: as ref::linear_forward, with the frozen weight `w` (N, K) a handle
+/// \brief The fast forward: as ref::linear_forward, with the weight `w` (N, K) a handle
 /// in its stored dtype (the p.weight pointer is not read) and every product through
 /// kernels::matmul.
 inline void linear_forward(ThreadPool& pool, Workspace& ws, float* y, float* u, float* mid, const float* x,
@@ -205,6 +211,16 @@ inline void linear_backward(ThreadPool& pool, Workspace& ws, float* dx, const Li
   }
   if (g.bias)
     for (std::int64_t m = 0; m < M; ++m) kernels::add(g.bias, d + m * N, N);
+  if (g.weight) {  // dW (N, K) += d^T xin: rows of d^T times rows of xin^T
+    float* dt = Workspace::grow(ws.c, N * M);
+    transpose(dt, d, M, N);
+    float* xt = Workspace::grow(ws.g, K * M);
+    transpose(xt, x, M, K);
+    if (p.has_input_scale())
+      for (std::int64_t k = 0; k < K; ++k)
+        for (std::int64_t m = 0; m < M; ++m) xt[k * M + m] *= p.scale[k];
+    kernels::matmul(pool, g.weight, dt, MatPtr::of(xt, K, M), N, kernels::Epilogue{nullptr, true});
+  }
   // dx = d W: the GEMM multiplies by a transposed right-hand side, so W^T (K, N) is made.
   const bool need_dxin = dx || (p.has_input_scale() && g.scale);
   if (need_dxin) {

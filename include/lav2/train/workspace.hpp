@@ -12,7 +12,7 @@ namespace lav2::train {
 
 /// \brief Named scratch slots for the ops of train/ (one Workspace per thread of ops).
 struct Workspace {
-  AlignedVector<float> a, b, c, d, e, f;
+  AlignedVector<float> a, b, c, d, e, f, g;
   AlignedVector<std::uint16_t> half;  ///< a transposed f16 / bf16 weight
 
   template <class T>
