@@ -201,6 +201,12 @@ inline void rmsnorm(float* out, const float* x, const float* weight, std::int64_
 inline void layernorm(float* out, const float* x, const float* weight, const float* bias, std::int64_t n, float eps) {
   active_kernels().layernorm(out, x, weight, bias, n, eps);
 }
+/// \brief Backward of rmsnorm (training): dx = r w dy - x r^3/n sum(w dy x), dw += dy x r with
+/// r = rsqrt(mean(x^2) + eps); `w` may be null (then no dw), `dw` may be null (a frozen weight).
+inline void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, std::int64_t n,
+                             float eps) {
+  active_kernels().rmsnorm_backward(dx, dw, dy, x, w, n, eps);
+}
 /// \brief Rotates interleaved pairs (x[2i], x[2i+1]) of `x` (head_dim) by cos[i], sin[i].
 inline void rope_interleaved(float* x, std::int64_t head_dim, const float* cos, const float* sin) {
   active_kernels().rope_interleaved(x, head_dim, cos, sin);

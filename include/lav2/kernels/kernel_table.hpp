@@ -57,6 +57,8 @@ struct KernelTable {
   void (*add)(float*, const float*, std::int64_t);
   void (*rmsnorm)(float*, const float*, const float*, std::int64_t, float);
   void (*layernorm)(float*, const float*, const float*, const float*, std::int64_t, float);
+  /// Training (kernels/ref/backward.hpp): dx, dw (accumulated), dy, x, w, n, eps.
+  void (*rmsnorm_backward)(float*, float*, const float*, const float*, const float*, std::int64_t, float);
   void (*rope_interleaved)(float*, std::int64_t, const float*, const float*);
   void (*softmax)(float*, std::int64_t);
   void (*silu)(float*, std::int64_t);

@@ -206,6 +206,13 @@ inline std::vector<Result> run(const KernelTable& tested, const KernelTable& ref
   tested.layernorm(got.data(), big.data(), a.data(), b.data(), n, 1e-5f);
   reference.layernorm(want.data(), big.data(), a.data(), b.data(), n, 1e-5f);
   results.push_back(compare("layernorm", got.data(), want.data(), n, 0.0, 1e-5));
+  {  // rmsnorm_backward (training): dx, and dw accumulated onto a nonzero start
+    std::vector<float> gw = b, rw = b;
+    tested.rmsnorm_backward(got.data(), gw.data(), b.data(), big.data(), a.data(), n, 1e-5f);
+    reference.rmsnorm_backward(want.data(), rw.data(), b.data(), big.data(), a.data(), n, 1e-5f);
+    results.push_back(compare("rmsnorm_backward", got.data(), want.data(), n, 0.0, 1e-5));
+    results.push_back(compare("rmsnorm_backward_dw", gw.data(), rw.data(), n, 0.0, 1e-5));
+  }
 
   {  // RoPE over one head at a few angles
     const std::int64_t hd = opt.head_dim;

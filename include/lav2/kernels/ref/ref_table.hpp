@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "lav2/kernels/kernel_table.hpp"
+#include "lav2/kernels/ref/backward.hpp"
 #include "lav2/kernels/ref/matmul.hpp"
 #include "lav2/kernels/ref/matmul_quant.hpp"
 #include "lav2/kernels/ref/ops.hpp"
@@ -39,6 +40,7 @@ inline const KernelTable& ref_table() {
     r.add = add;
     r.rmsnorm = rmsnorm;
     r.layernorm = layernorm;
+    r.rmsnorm_backward = rmsnorm_backward;
     r.rope_interleaved = rope_interleaved;
     r.softmax = softmax;
     r.silu = silu;

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "lav2/kernels/kernel_table.hpp"
+#include "lav2/kernels/simd/backward.hpp"
 #include "lav2/kernels/simd/convert.hpp"
 #include "lav2/kernels/simd/matmul.hpp"
 #include "lav2/kernels/simd/ops.hpp"
@@ -35,6 +36,7 @@ KernelTable make_simd_table(Isa isa) {
   bind<Arch, add_fn>(t.add);
   bind<Arch, rmsnorm_fn>(t.rmsnorm);
   bind<Arch, layernorm_fn>(t.layernorm);
+  bind<Arch, rmsnorm_backward_fn>(t.rmsnorm_backward);
   bind<Arch, rope_interleaved_fn>(t.rope_interleaved);
   bind<Arch, softmax_fn>(t.softmax);
   bind<Arch, silu_fn>(t.silu);
