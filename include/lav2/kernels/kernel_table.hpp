@@ -85,6 +85,9 @@ struct KernelTable {
   // The machine probes' inner loops (probes.hpp), at this level's width.
   /// Sum of x (n, a multiple of 64 floats, 64-byte aligned) with four accumulators.
   float (*stream_sum)(const float* x, std::int64_t n);
+  /// The same over two halves read in step (two streams), and with software prefetch ahead.
+  float (*stream_sum_two)(const float* x, std::int64_t n);
+  float (*stream_sum_prefetch)(const float* x, std::int64_t n);
   /// kFmaChains independent chains of `iterations` FMAs each; returns their sum.
   float (*fma_chains)(std::int64_t iterations);
 

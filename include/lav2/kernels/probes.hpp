@@ -1,9 +1,11 @@
 // Machine probes: the two ceilings every lav2 performance figure is quoted against.
 //
 // - stream: the pool's threads sum one large float array (1 GiB by default, far beyond any cache)
-//   with the active kernel level's batches (KernelTable::stream_sum), four accumulators per
-//   thread; the best of `passes` passes, in GB/s (1e9 bytes/s). This is the rate at which weights
-//   can come from DRAM: a memory-bound matvec can at best read its weights at this rate.
+//   with the active kernel level's batches, four accumulators per thread, in three patterns (one
+//   stream per thread, two streams, one stream with software prefetch); the best of `passes`
+//   passes of the best pattern, in GB/s (1e9 bytes/s). This is the rate at which weights can come
+//   from DRAM: a memory-bound matvec can at best read its weights at this rate, so the probe takes
+//   the best pattern, a ceiling that an engine reading more lines in flight does not exceed.
 // - FMA peak: every pool thread runs kFmaChains independent FMA dependency chains on
 //   the active level's batches (KernelTable::fma_chains, the same width the kernels use), enough to cover FMA latency x
 //   throughput on current cores (4 cycles x 2 ports = 8 in flight); in GFLOP/s, an FMA counting
@@ -66,18 +68,30 @@ class StreamBuffer {
   std::unique_ptr<float, AlignedDeleter> data_;
 };
 
-/// \brief Best-of-`passes` read bandwidth of `buf` over all pool threads, in GB/s.
+/// \brief The read patterns of the stream probe: one stream per thread, two streams per thread,
+/// one stream with software prefetch. An engine's kernels may read faster than one plain stream
+/// does (more lines in flight), so the probe reports the best pattern: a ceiling, not a typical.
+enum class StreamPattern { one, two, prefetch };
+inline const char* stream_pattern_name(StreamPattern p) {
+  return p == StreamPattern::one ? "one" : p == StreamPattern::two ? "two" : "prefetch";
+}
+
+/// \brief Best-of-`passes` read bandwidth of `buf` over all pool threads with one pattern, in GB/s.
 /// `checksum`, if given, receives the sum (so the reads cannot be optimised away).
-inline double stream_gbps(ThreadPool& pool, const StreamBuffer& buf, int passes = 5, double* checksum = nullptr) {
-  const auto sum = active_kernels().stream_sum;
+inline double stream_gbps(ThreadPool& pool, const StreamBuffer& buf, StreamPattern pattern, int passes = 5,
+                          double* checksum = nullptr) {
+  const KernelTable& k = active_kernels();
+  const auto sum = pattern == StreamPattern::one   ? k.stream_sum
+                   : pattern == StreamPattern::two ? k.stream_sum_two
+                                                   : k.stream_sum_prefetch;
   const std::int64_t n_threads = pool.size();
-  const std::int64_t blocks = std::int64_t(buf.size() / 64);  // 64-float blocks split over threads
+  const std::int64_t blocks = std::int64_t(buf.size() / 128) * 2;  // 64-float blocks, even per thread
   std::vector<double> sums(std::size_t(n_threads), 0.0);
   double best = 1e30;
   for (int p = 0; p < passes; ++p) {
     const double s = detail::time_on_all_threads(pool, [&](std::int64_t t) {
-      const auto [lo, hi] = ThreadPool::chunk_range(blocks, n_threads, t);
-      sums[std::size_t(t)] = sum(buf.data() + lo * 64, (hi - lo) * 64);
+      const auto [lo, hi] = ThreadPool::chunk_range(blocks / 2, n_threads, t);  // pairs of blocks
+      sums[std::size_t(t)] = sum(buf.data() + lo * 128, (hi - lo) * 128);
     });
     best = std::min(best, s);
   }
@@ -85,7 +99,21 @@ inline double stream_gbps(ThreadPool& pool, const StreamBuffer& buf, int passes 
     *checksum = 0;
     for (double v : sums) *checksum += v;
   }
-  return double(buf.bytes()) / best / 1e9;
+  return double(blocks) * 64 * sizeof(float) / best / 1e9;
+}
+
+/// \brief The probe's figure: the best of the three patterns (`which`, if given, names it).
+inline double stream_gbps(ThreadPool& pool, const StreamBuffer& buf, int passes = 5, double* checksum = nullptr,
+                          StreamPattern* which = nullptr) {
+  double best = 0;
+  for (StreamPattern p : {StreamPattern::one, StreamPattern::two, StreamPattern::prefetch}) {
+    const double g = stream_gbps(pool, buf, p, passes, checksum);
+    if (g > best) {
+      best = g;
+      if (which) *which = p;
+    }
+  }
+  return best;
 }
 
 /// \brief Convenience: allocates `bytes` (default 1 GiB) and returns stream_gbps over it.

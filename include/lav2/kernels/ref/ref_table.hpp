@@ -63,6 +63,8 @@ inline const KernelTable& ref_table() {
     r.convert_bf16_to_f32 = convert_bf16_to_f32;
     r.convert_f32_to_bf16 = convert_f32_to_bf16;
     r.stream_sum = stream_sum;
+    r.stream_sum_two = stream_sum;
+    r.stream_sum_prefetch = stream_sum;
     r.fma_chains = fma_chains;
     return r;
   }();

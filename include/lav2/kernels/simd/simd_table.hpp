@@ -59,6 +59,8 @@ KernelTable make_simd_table(Isa isa) {
   bind<Arch, convert_bf16_to_f32_fn>(t.convert_bf16_to_f32);
   bind<Arch, convert_f32_to_bf16_fn>(t.convert_f32_to_bf16);
   t.stream_sum = stream_sum<Arch>;
+  t.stream_sum_two = stream_sum_two<Arch>;
+  t.stream_sum_prefetch = stream_sum_prefetch<Arch>;
   t.fma_chains = fma_chains<Arch>;
   return t;
 }
