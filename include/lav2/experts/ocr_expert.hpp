@@ -7,12 +7,14 @@
 // target defines LAV2_WITH_TESSERACT=1. Without it this header declares only kOcrAvailable =
 // false, so code can say why OCR is missing instead of failing to compile.
 //
-// What it does with the image: a luma plane (ITU-R 601 weights, in the Image's channel order),
-// upscaled 2x (bilinear) when the image is at most kUpscaleBelow pixels on its longer side, since
+// What it does with the image: a grey plane in the Image's channel order (luma, ITU-R 601
+// weights), upscaled 2x (bilinear) when neither side exceeds kUpscaleBelow pixels, since
 // Tesseract's LSTM reads text of x-height 10-15 px much better at twice the size; then Tesseract
-// (automatic page segmentation, its own Otsu binarisation; the source resolution set to 300 ppi so
-// it does not guess). Lines whose mean confidence is under OcrOptions::min_confidence, or with no
-// letter or digit, are dropped: textured backgrounds otherwise yield lines of noise.
+// (automatic page segmentation, Sauvola's local threshold in place of one global Otsu level, the
+// source resolution set to 300 ppi so it does not guess). When that reading's mean confidence is
+// under kRetryBelow, the value plane (the largest channel) is read too and the surer reading kept.
+// Lines whose confidence is under OcrOptions::min_confidence, or with no letter or digit, are
+// dropped: textured backgrounds otherwise yield lines of noise.
 #pragma once
 
 #ifndef LAV2_WITH_TESSERACT
