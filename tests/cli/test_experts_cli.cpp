@@ -104,6 +104,27 @@ TEST_CASE("--expert caption puts the caption adapter's caption into prompt.txt")
   for (const fs::path& d : {dump, plain, dump2}) fs::remove_all(d);
 }
 
+TEST_CASE("--expert caption over a GGUF base and lav2 part (--model --mm) gives the same prompt") {
+  const fs::path dir = fresh_dir("lav2_experts_gguf");
+  fs::create_directories(dir);
+  const std::string base = (dir / "base.gguf").string(), mm = (dir / "mm.gguf").string();
+  REQUIRE(run_cli("convert " + kTiny + kMain + kClip + "--dtype f32 --out-base " + shell_quote(base) + " --out-mm " +
+                  shell_quote(mm))
+              .code == 0);
+  const std::string rest = "--temperature 0 --max-new-tokens 4 --prompt 'What is in the image?' " + kImage +
+                           "--expert caption=" + shell_quote(kCaptionFile) + " --dump ";
+  REQUIRE(run_cli("generate --model " + shell_quote(base) + " --mm " + shell_quote(mm) + " " + rest +
+                  shell_quote((dir / "gguf").string()))
+              .code == 0);
+  REQUIRE(run_cli(kGen + kMain + kClip + "--prompt 'What is in the image?' " + kImage +
+                  "--expert caption=" + shell_quote(kCaptionFile) + " --dump " + shell_quote((dir / "meta").string()))
+              .code == 0);
+  const std::string prompt = read_file(dir / "gguf" / "prompt.txt");
+  CHECK(prompt.find("[ Caption expert: ") != std::string::npos);
+  CHECK(prompt == read_file(dir / "meta" / "prompt.txt"));
+  fs::remove_all(dir);
+}
+
 #if LAV2_TEST_OCR
 TEST_CASE("--expert ocr puts the image's text lines, numbered, into prompt.txt") {
   const lav2::test::Font font(std::string(lav2::test::kDejaVuDir) + "DejaVuSans.ttf");
