@@ -38,7 +38,9 @@ struct CaptionOptions {
   model::StateOptions state;  ///< the caption request's max_seq_len and KV dtype
 };
 
-/// \brief A caption adapter over a loaded base and CLIP tower.
+/// \brief A caption adapter over a loaded base and CLIP tower. Immutable after construction:
+/// run() keeps its RunState on the stack, so concurrent calls are safe, each with its own pool and
+/// its own ImageContext.
 class CaptionExpert : public Expert {
  public:
   /// \brief Binds `adapter` (model::open_adapter over `base`'s config) to `base` and `clip`.
