@@ -104,6 +104,19 @@ TEST_CASE("--expert caption puts the caption adapter's caption into prompt.txt")
   for (const fs::path& d : {dump, plain, dump2}) fs::remove_all(d);
 }
 
+TEST_CASE("--expert caption takes a CAPTION-7B-style checkpoint (pretrain phase, no config)") {
+  const fs::path dump = fresh_dir("lav2_experts_caption7b");
+  const auto r = run_cli(kGen + kMain + kClip + kImage + "--prompt 'What is in the image?' --expert caption=" +
+                         shell_quote(kData + "/tiny_adapter/caption/adapter.pth") + " --dump " +
+                         shell_quote(dump.string()) + " --json");
+  REQUIRE(r.code == 0);
+  const std::string caption = json_of(r.out)["experts"][0]["lines"][0].get<std::string>();
+  CHECK(!caption.empty());
+  CHECK(read_file(dump / "prompt.txt").find("[ Caption expert: " + lav2::experts::clean_expert_line(caption) + " ]") !=
+        std::string::npos);
+  fs::remove_all(dump);
+}
+
 TEST_CASE("--expert caption over a GGUF base and lav2 part (--model --mm) gives the same prompt") {
   const fs::path dir = fresh_dir("lav2_experts_gguf");
   fs::create_directories(dir);

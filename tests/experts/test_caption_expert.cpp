@@ -7,17 +7,22 @@
 //   - its caption is what the same adapter, loaded on its own (own base, own CLIP), generates
 //     greedily from format_prompt("Generate caption of this image").
 // The tiny fixtures stand in for the released files: full_bias is the main model, full_lora_bias
-// the caption adapter (CAPTION-7B loads through the same official load(), spec section 5.2).
+// the caption adapter (CAPTION-7B loads through the same official load(), spec section 5.2);
+// tiny_adapter/caption, a pretrain-phase checkpoint without config, is checked against the
+// PyTorch reference's greedy caption.
 #include <doctest/doctest.h>
 
 #include <memory>
 #include <string>
 
 #include <lav2/experts/caption_expert.hpp>
+#include <lav2/io/npy.hpp>
 #include <lav2/model/generate.hpp>
 #include <lav2/model/model_loader.hpp>
 #include <lav2/vision/image.hpp>
 #include <lav2/vision/visual_encoder.hpp>
+
+#include "common/compare.hpp"
 
 namespace {
 const std::string kData = LAV2_TEST_DATA_DIR;
@@ -91,6 +96,43 @@ TEST_CASE("the caption expert shares the base's matrices and the CLIP tower, and
   // A second request on the same expert gives the same caption (no state kept between runs).
   experts::ImageContext again(vision::load_image(kImage));
   CHECK(expert->caption(again, pool) == want);
+}
+
+TEST_CASE("a CAPTION-7B-style checkpoint captions as the PyTorch reference does") {
+  // tests/data/tiny_adapter/caption: a pretrain-phase checkpoint without config (gates,
+  // adapter_query, the visual branch; biases stay 0, norms LLaMA's), made by
+  // tools/reference/make_adapter_fixture.py caption with 24 greedy reference steps.
+  const std::string dir = kData + "/tiny_adapter/caption/";
+  const auto tok = text::Tokenizer::load(kTiny + "/tokenizer.model");
+  ThreadPool pool(2);
+  const auto base = model::open_llama_base(kTiny + "/tiny", tok.vocab_size());
+  const auto clip = std::make_shared<const vision::ClipVisionModel>(vision::ClipVisionModel::load(kClip));
+  experts::CaptionOptions opt;
+  opt.max_new_tokens = 24;
+  opt.record_logits = true;
+  const auto expert = experts::CaptionExpert::load(base, clip, dir + "adapter.pth", tok, opt);
+  CHECK(expert->model().spec().takes_visual());
+  CHECK(!expert->model().spec().lora);
+  experts::ImageContext image(vision::load_image(kImage));
+  const Tensor<float>& features = image.clip_features(pool, *clip);
+  const Tensor<float> query = expert->encoder().project(pool, features);
+  const auto want_query = io::read_npy_as<float>(dir + "golden/visual_query.npy");
+  REQUIRE(query.numel() == want_query.numel());
+  CHECK(test::max_abs_diff(query.data(), want_query.data(), query.numel()) <= 1e-4);
+  const auto want_prompt = io::read_npy_as<std::int64_t>(dir + "golden/prompt_ids.npy");
+  const std::vector<int> prompt =
+      tok.encode(text::format_prompt(text::PromptTemplate::alpaca, "Generate caption of this image"), true, false);
+  REQUIRE(std::int64_t(prompt.size()) == want_prompt.numel());
+  for (std::size_t i = 0; i < prompt.size(); ++i) CHECK(prompt[i] == want_prompt[std::int64_t(i)]);
+
+  const model::GenerateResult r = expert->caption_from_features(features, pool);
+  const auto want_ids = io::read_npy_as<std::int64_t>(dir + "golden/generated_ids.npy");
+  const auto want_steps = io::read_npy_as<float>(dir + "golden/step_logits.npy");
+  REQUIRE(std::int64_t(r.generated_ids.size()) == want_ids.numel());
+  for (std::size_t i = 0; i < r.generated_ids.size(); ++i) CHECK(r.generated_ids[i] == want_ids[std::int64_t(i)]);
+  REQUIRE(std::int64_t(r.step_logits.size()) == want_steps.numel());
+  CHECK(test::max_abs_diff(r.step_logits.data(), want_steps.data(), want_steps.numel()) <= 5e-4);
+  CHECK(image.clip_encodes() == 1);
 }
 
 TEST_CASE("a caption adapter must have a visual branch that fits") {

@@ -34,8 +34,9 @@ namespace lav2::experts {
 struct CaptionOptions {
   std::string instruction = "Generate caption of this image";  ///< put through the Alpaca template
   int max_new_tokens = 64;                                     ///< a caption is one sentence
-  int visual_heads = 16;      ///< heads of the adapter's visual blocks (not in the checkpoint)
-  model::StateOptions state;  ///< the caption request's max_seq_len and KV dtype
+  int visual_heads = 16;       ///< heads of the adapter's visual blocks (not in the checkpoint)
+  model::StateOptions state;   ///< the caption request's max_seq_len and KV dtype
+  bool record_logits = false;  ///< keep each step's logits in caption_from_features()'s result
 };
 
 /// \brief A caption adapter over a loaded base and CLIP tower. Immutable after construction:
@@ -86,6 +87,7 @@ class CaptionExpert : public Expert {
     model::GenerateOptions g;
     g.max_new_tokens = opt_.max_new_tokens;
     g.temperature = 0.0f;  // greedy
+    g.record_logits = opt_.record_logits;
     model::GenerateResult r =
         model::generate(model_, state, pool, *tokenizer_, tokenizer_->encode(prompt, true, false), g);
     r.text = trim_(r.text);
