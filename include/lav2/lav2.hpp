@@ -108,3 +108,8 @@
 #include "lav2/vision/visual_encoder.hpp"
 #include "lav2/vision/visual_projector.hpp"
 #include "lav2/vision/vit_block_weights.hpp"
+
+#include "lav2/experts/caption_expert.hpp"
+#include "lav2/experts/expert.hpp"
+#include "lav2/experts/ocr_expert.hpp"
+#include "lav2/experts/prompt_composer.hpp"

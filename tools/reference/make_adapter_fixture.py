@@ -37,8 +37,14 @@ These checkpoints hold the LLaMA side and the visual branch (as officially, one 
                                                                     among them), feed_forward rank 6
     tests/data/tiny_adapter/bad/sizes_visual_blocks_gap.pth         visual_blocks.0 and visual_blocks.2, no 1
 
-Run: /usr/bin/python3 tools/reference/make_adapter_fixture.py [main] [bad] [full] [sizes]
-(no argument: all four; each part has its own seed, so one part can be rewritten alone and the
+A caption adapter (caption_fixture()), CAPTION-7B style: a pretrain-phase checkpoint without config:
+
+    tests/data/tiny_adapter/caption/adapter.pth       {'model': gates (fp32), adapter_query, visual branch}
+    tests/data/tiny_adapter/caption/golden/           visual_query, prompt_ids, generated_ids, step_logits
+                                                      of format_prompt("Generate caption of this image")
+
+Run: /usr/bin/python3 tools/reference/make_adapter_fixture.py [main] [bad] [full] [sizes] [caption]
+(no argument: all five; each part has its own seed, so one part can be rewritten alone and the
 others stay byte-identical).
 """
 import json
@@ -326,7 +332,59 @@ def sizes_fixtures():
         torch.save(obj, os.path.join(d, name + ".pth"))
 
 
+CAPTION_PROMPT = format_prompt("alpaca", "Generate caption of this image")
+CAPTION_NEW = 24
+
+
+def caption_fixture():
+    """A caption adapter as the release's CAPTION-7B may hold it (spec section 5.2: its contents are
+    undocumented; it loads through the same official load()): a pretrain-phase checkpoint, the
+    tensors get_trainable_params('pretrain') trains and nothing else (fp32 gates, adapter_query and
+    the visual branch; no biases, so they stay 0; no norms, so they stay LLaMA's) and no 'config'
+    (w_lora False). Writes tests/data/tiny_adapter/caption/adapter.pth and golden/: the visual query
+    of tests/data/tiny_clip/golden/clip_features_image.npy through its own projector (float64),
+    and CAPTION_NEW greedy steps on format_prompt("Generate caption of this image")
+    (prompt_ids, generated_ids, step_logits)."""
+    from clip_ref import forward_visual
+    from make_clip_fixture import V_HEADS, adapter_visual_state_dict
+
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(LLAMA, "tokenizer.model"))
+    with open(os.path.join(LLAMA, "tiny", "params.json")) as f:
+        params = dict(json.load(f), vocab_size=sp.vocab_size())
+    n, dim, H = params["n_layers"], params["dim"], params["n_heads"]
+    base = torch.load(os.path.join(LLAMA, "tiny", "consolidated.00.pth"))
+    feats = torch.from_numpy(np.load(os.path.join(ROOT, "tests", "data", "tiny_clip", "golden",
+                                                  "clip_features_image.npy")))[0]  # [257, 32]
+    g = torch.Generator().manual_seed(8001)
+    c = config_defaults({}, n)
+    sd = {"adapter_query.weight": torch.randn(c["query_layer"] * c["query_len"], dim, generator=g)}
+    for i in range(n):
+        sd[f"llama.layers.{i}.attention.gate"] = 0.8 * torch.randn(1, H, 1, 1, generator=g)
+    visual = adapter_visual_state_dict(seed=8100)
+    sd.update(visual)
+    vq = forward_visual(visual, feats, V_HEADS).float()  # [10, 64]
+    ids = [sp.bos_id()] + sp.encode(CAPTION_PROMPT)
+    m = AdapterRef(params, base, sd, {}, vq)
+    generated, steps = greedy_generate(m, ids, CAPTION_NEW, sp.eos_id(), 512)
+    top2 = torch.topk(steps, 2, dim=-1).values
+    margin = float((top2[:, 0] - top2[:, 1]).min())
+    assert margin > 1e-3, f"caption: greedy near-tie (margin {margin})"
+    d = os.path.join(OUT, "caption")
+    gd = os.path.join(d, "golden")
+    os.makedirs(gd, exist_ok=True)
+    torch.save({"model": sd}, os.path.join(d, "adapter.pth"))
+    save_npy(os.path.join(gd, "visual_query.npy"), vq.numpy(), np.float32)
+    save_npy(os.path.join(gd, "prompt_ids.npy"), ids, np.int64)
+    save_npy(os.path.join(gd, "step_logits.npy"), steps.numpy(), np.float32)
+    save_npy(os.path.join(gd, "generated_ids.npy"), generated, np.int64)
+    with open(os.path.join(gd, "case.json"), "w") as f:
+        json.dump({"prompt": CAPTION_PROMPT, "config": None, "max_new_tokens": CAPTION_NEW,
+                   "min_greedy_margin": margin, "text": sp.decode(generated)}, f, indent=1)
+    print(f"caption: margin {margin:.4f}, {len(generated)} tokens")
+
+
 if __name__ == "__main__":
-    parts = {"main": main, "bad": broken_adapters, "full": full_pipeline, "sizes": sizes_fixtures}
+    parts = {"main": main, "bad": broken_adapters, "full": full_pipeline, "sizes": sizes_fixtures,
+             "caption": caption_fixture}
     for part in sys.argv[1:] or list(parts):
         parts[part]()
