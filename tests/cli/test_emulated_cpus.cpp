@@ -4,6 +4,7 @@
 // CPU has. LAV2_ISA forces a level, and a level the CPU lacks is refused (exit 2, named features).
 // Without qemu-x86_64 on PATH the emulated cases are skipped, unless LAV2_REQUIRE_QEMU=1 (CI).
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -37,8 +38,9 @@ bool have_qemu() {
 
 // Greedy generation of the golden alpaca prompt; checks the token ids against the golden ones.
 void check_golden_generation(const std::string& launcher) {
-  const fs::path dump =
-      fs::temp_directory_path() / ("lav2_emulated_" + std::to_string(std::hash<std::string>{}(launcher)));
+  const fs::path dump = fs::temp_directory_path() /
+                        ("lav2_emulated_" + std::to_string(::getpid()) + "_" +
+                         std::to_string(std::hash<std::string>{}(launcher)));  // per process: runs may overlap
   fs::remove_all(dump);
   const auto r = run_cli("generate --llama-dir " + shell_quote(kTiny) +
                              " --prompt 'Tell me about alpacas.' --temperature 0 --max-new-tokens 24 --threads 2"
