@@ -153,13 +153,38 @@ int run_bench(const BenchArgs& a) {
   else if (a.dtype == "q6_k") dtype = DType::q6_k;
   else if (a.dtype != "f32")
     LAV2_THROW(input_error, "--dtype '", a.dtype, "' is not one of f16, bf16, f32, q8_0, q4_0, q4_k, q6_k");
-  // The model under test, opened before the probes (a file model's pages are not touched yet).
+  // The file is opened and checked first (a bad file fails at once); its model is built after
+  // the probes.
+  std::optional<model::GgufLlama> gguf;
+  if (!a.model.empty()) gguf.emplace(model::open_gguf_llama(a.model));
+  ThreadPool pool(a.threads);
+  nlohmann::json probe_out;
+  // Probes first, before the model holds memory (a repacked file model's weights are resident
+  // once built, and the probe's 1 GiB next to them would count in peak_rss_bytes).
+  // The stream probe is a ceiling: the best of three read patterns (probes.hpp), each named.
+  kernels::probes::StreamPattern pattern = kernels::probes::StreamPattern::one;
+  double stream = 0;
+  {
+    const kernels::probes::StreamBuffer buf(pool, std::size_t(1) << 30);
+    for (auto p : {kernels::probes::StreamPattern::one, kernels::probes::StreamPattern::two,
+                   kernels::probes::StreamPattern::prefetch}) {
+      const double g = kernels::probes::stream_gbps(pool, buf, p);
+      probe_out["stream_gbs_" + std::string(kernels::probes::stream_pattern_name(p))] = g;
+      if (g > stream) stream = g, pattern = p;
+    }
+  }
+  const double fma = kernels::probes::fma_peak_gflops(pool);
+  probe_out["stream_gbs"] = stream;
+  probe_out["stream_pattern"] = kernels::probes::stream_pattern_name(pattern);
+  probe_out["fma_peak_gflops"] = fma;
+
+  // The model under test.
   std::optional<model::LlamaModel> file_model;
   model::LlamaConfig c;
   std::string dtype_label = a.dtype;
-  if (!a.model.empty()) {
-    const model::GgufLlama g = model::open_gguf_llama(a.model);
-    file_model.emplace(model::build_model(g.base, nullptr));
+  if (gguf) {
+    file_model.emplace(model::build_model(gguf->base, nullptr));
+    gguf.reset();
     c = file_model->config();
   } else {
     c = model::preset_config(a.preset);
@@ -167,8 +192,7 @@ int run_bench(const BenchArgs& a) {
   }
   const std::string preset = !a.model.empty() ? (c.dim >= 1024 ? "7b" : "tiny") : a.preset;  // --image's tower
 
-  ThreadPool pool(a.threads);
-  nlohmann::json out;
+  nlohmann::json out = probe_out;
   const std::int64_t weight_bytes =
       file_model ? decode_bytes(*file_model, dtype_label) : model::decode_weight_bytes(c, dtype);
   out["model"] = a.model.empty() ? a.preset : a.model;
@@ -181,24 +205,6 @@ int run_bench(const BenchArgs& a) {
   out["isa"] = kernels::isa_name();  // the level chosen at run time (LAV2_ISA or the widest)
   out["weight_bytes_per_token"] = weight_bytes;
   out["image_encode_s"] = nullptr;
-
-  // Probes first, while the model's pages are not yet competing for memory.
-  // The stream probe is a ceiling: the best of three read patterns (probes.hpp), each named.
-  kernels::probes::StreamPattern pattern = kernels::probes::StreamPattern::one;
-  double stream = 0;
-  {
-    const kernels::probes::StreamBuffer buf(pool, std::size_t(1) << 30);
-    for (auto p : {kernels::probes::StreamPattern::one, kernels::probes::StreamPattern::two,
-                   kernels::probes::StreamPattern::prefetch}) {
-      const double g = kernels::probes::stream_gbps(pool, buf, p);
-      out["stream_gbs_" + std::string(kernels::probes::stream_pattern_name(p))] = g;
-      if (g > stream) stream = g, pattern = p;
-    }
-  }
-  const double fma = kernels::probes::fma_peak_gflops(pool);
-  out["stream_gbs"] = stream;
-  out["stream_pattern"] = kernels::probes::stream_pattern_name(pattern);
-  out["fma_peak_gflops"] = fma;
 
   out["adapter"] = a.adapter ? "v2-bias" : "none";
   if (file_model) {
