@@ -64,7 +64,7 @@ TEST_CASE("hostile cli: usage errors exit 2 with 'lav2: error:'") {
 TEST_CASE("cli: an unknown or missing command is named, with the list of commands") {
   auto r = lav2::test::run_cli("genrate --prompt hi");
   CHECK(r.code == 2);
-  CHECK(r.out.find("lav2: error: unknown command 'genrate'; the commands are bench, convert, generate, info, "
+  CHECK(r.out.find("lav2: error: unknown command 'genrate'; the commands are bench, chat, convert, generate, info, "
                    "selfcheck, tokenize") != std::string::npos);
   r = lav2::test::run_cli("");
   CHECK(r.code == 2);
