@@ -250,10 +250,10 @@ int run_chat(const ChatArgs& a) {
 const lav2::cli::CommandRegistrar kRegister{
     "chat", "Chat with LLaMA-Adapter V2 about an image, one line per turn", [](lav2::cli::Options& sub) {
       auto a = std::make_shared<ChatArgs>();
-      cli::add_model_flags(sub, a->model);
-      cli::add_sampling_flags(sub, a->sampling);
       sub.add("--image", a->image, "PNG/JPEG to talk about (later: /image PATH); none: the all-zero image");
       sub.add("--system", a->system, "text put before the first instruction (on the line above it)");
+      cli::add_model_flags(sub, a->model);
+      cli::add_sampling_flags(sub, a->sampling);
       return [a] { return run_chat(*a); };
     }};
 

@@ -14,7 +14,7 @@ TEST_CASE("--help of the tool and of every subcommand comes with examples") {
   const lav2::test::CliResult top = lav2::test::run_cli("--help");
   CHECK(top.code == 0);
   CHECK(contains(top.out, "Examples:"));
-  for (const std::string cmd : {"generate", "chat", "tokenize", "info", "selfcheck", "bench", "convert"}) {
+  for (const std::string cmd : {"generate", "chat", "serve", "tokenize", "info", "selfcheck", "bench", "convert"}) {
     INFO(cmd);
     CHECK(contains(top.out, "  " + cmd));  // listed at the top level
     const lav2::test::CliResult r = lav2::test::run_cli(cmd + " --help");

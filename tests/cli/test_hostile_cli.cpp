@@ -65,7 +65,7 @@ TEST_CASE("cli: an unknown or missing command is named, with the list of command
   auto r = lav2::test::run_cli("genrate --prompt hi");
   CHECK(r.code == 2);
   CHECK(r.out.find("lav2: error: unknown command 'genrate'; the commands are bench, chat, convert, generate, info, "
-                   "selfcheck, tokenize") != std::string::npos);
+                   "selfcheck, serve, tokenize") != std::string::npos);
   r = lav2::test::run_cli("");
   CHECK(r.code == 2);
   CHECK(r.out.find("lav2: error: no command given; the commands are bench,") != std::string::npos);
