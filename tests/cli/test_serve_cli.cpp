@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -469,6 +470,39 @@ TEST_CASE("serve: --queue waits in order, a full queue is 503, a client gone mid
   CHECK(b_text == generate_json("Hi", 6)["text"]);
   CHECK(health(s)["running"] == 0);
   CHECK(contains(s.log(), "the client went away, stopped"));
+}
+
+TEST_CASE("serve: the official openai npm client, non-streaming and streaming, with an image and an API key") {
+  // build/npm/openai comes from scripts/fetch-test-data.sh (npm pack openai@5), as the tokenizer oracles do.
+  const std::string pkg = std::string(LAV2_SOURCE_DIR) + "/build/npm/openai";
+  REQUIRE_MESSAGE(fs::exists(pkg + "/package.json"), "missing ", pkg, " (run scripts/fetch-test-data.sh)");
+  Server s({"--api-key", "sk-test"});
+  const std::string cmd = "node " +
+                          lav2::test::shell_quote(std::string(LAV2_SOURCE_DIR) + "/tests/cli/js/openai_client.cjs") +
+                          " " + lav2::test::shell_quote(pkg) + " http://127.0.0.1:" + std::to_string(s.port()) +
+                          "/v1 sk-test " + lav2::test::shell_quote(kImage) + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int status = pclose(p);
+  INFO("node: ", out);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  const json r = json::parse(out);
+  const json want = generate_json("What is in the image?", 12, kImage);
+  CHECK(r["text"] == want["text"]);
+  CHECK(r["finish"] == "length");
+  CHECK(r["usage"]["completion_tokens"] == 12);
+  CHECK(r["streamed"] == want["text"]);
+  CHECK(r["chunks"].get<int>() >= 4);
+  CHECK(r["stream_finish"] == "length");
+  CHECK(r["stream_usage"] == r["usage"]);
+  CHECK(r["error"]["status"] == 400);
+  CHECK(r["error"]["param"] == "messages[0].content");
+  CHECK(r["error"]["type"] == "invalid_request_error");
+  CHECK(r["models"] == json::array({"lav2"}));
 }
 
 TEST_CASE("serve: flag errors exit 2 before loading; --help has examples") {
