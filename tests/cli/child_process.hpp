@@ -21,9 +21,29 @@
 
 namespace lav2::test {
 
+/// A read that sees nothing for this long fails the test.
+constexpr int kHangSeconds = 300;
+
+/// Waits for `pid` to exit; its exit code (the test fails if a signal ended it).
+inline int wait_exit(pid_t pid) {
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+/// Waits until `fd` has something to read; fails the test after kHangSeconds, showing `so_far`.
+inline void wait_readable(int fd, const std::string& so_far) {
+  pollfd p{fd, POLLIN, 0};
+  int r;
+  while ((r = ::poll(&p, 1, kHangSeconds * 1000)) < 0 && errno == EINTR) {
+  }
+  REQUIRE_MESSAGE(r > 0, "no output from lav2 for ", kHangSeconds, " s; so far: ", so_far);
+}
+
 class ChildProcess {
  public:
-  static constexpr int kHangSeconds = 300;
+  static constexpr int kHangSeconds = lav2::test::kHangSeconds;
 
   /// Starts `lav2 args...`. `stdout_pipe_bytes` > 0 shrinks the stdout pipe to that capacity
   /// (F_SETPIPE_SZ; at least a page), so the child blocks once that much is unread.
@@ -115,21 +135,14 @@ class ChildProcess {
   }
   /// Waits for the exit; the exit code (the test fails if a signal ended the child).
   int wait() {
-    int status = 0;
-    REQUIRE(::waitpid(pid_, &status, 0) == pid_);
     reaped_ = true;
-    REQUIRE(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    return wait_exit(pid_);
   }
 
  private:
   bool read_some() {
     if (out_ < 0) return false;
-    pollfd p{out_, POLLIN, 0};
-    int r;
-    while ((r = ::poll(&p, 1, kHangSeconds * 1000)) < 0 && errno == EINTR) {
-    }
-    REQUIRE_MESSAGE(r > 0, "no output from lav2 for ", kHangSeconds, " s; so far: ", out_text_);
+    wait_readable(out_, out_text_);
     char buf[4096];
     ssize_t n;
     while ((n = ::read(out_, buf, sizeof buf)) < 0 && errno == EINTR) {
