@@ -472,25 +472,34 @@ TEST_CASE("serve: --queue waits in order, a full queue is 503, a client gone mid
   CHECK(contains(s.log(), "the client went away, stopped"));
 }
 
-TEST_CASE("serve: the official openai npm client, non-streaming and streaming, with an image and an API key") {
-  // build/npm/openai comes from scripts/fetch-test-data.sh (npm pack openai@5), as the tokenizer oracles do.
-  const std::string pkg = std::string(LAV2_SOURCE_DIR) + "/build/npm/openai";
+// build/npm/<package>, fetched by scripts/fetch-test-data.sh (npm pack), as the tokenizer oracles are.
+std::string npm_package(const std::string& name) {
+  const std::string pkg = std::string(LAV2_SOURCE_DIR) + "/build/npm/" + name;
   REQUIRE_MESSAGE(fs::exists(pkg + "/package.json"), "missing ", pkg, " (run scripts/fetch-test-data.sh)");
-  Server s({"--api-key", "sk-test"});
-  const std::string cmd = "node " +
-                          lav2::test::shell_quote(std::string(LAV2_SOURCE_DIR) + "/tests/cli/js/openai_client.cjs") +
-                          " " + lav2::test::shell_quote(pkg) + " http://127.0.0.1:" + std::to_string(s.port()) +
-                          "/v1 sk-test " + lav2::test::shell_quote(kImage) + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
+  return pkg;
+}
+
+// Runs `node tests/cli/js/<script> args...`; its stdout, one JSON object.
+json run_node(const std::string& script, const std::vector<std::string>& args) {
+  std::string cmd = "node " + lav2::test::shell_quote(std::string(LAV2_SOURCE_DIR) + "/tests/cli/js/" + script);
+  for (const std::string& a : args) cmd += " " + lav2::test::shell_quote(a);
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
   REQUIRE(p != nullptr);
   std::string out;
   char buf[4096];
   for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
   const int status = pclose(p);
-  INFO("node: ", out);
+  INFO("node ", script, ": ", out);
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 0);
-  const json r = json::parse(out);
+  return json::parse(out);
+}
+
+TEST_CASE("serve: the official openai npm client, non-streaming and streaming, with an image and an API key") {
+  Server s({"--api-key", "sk-test"});
+  const json r =
+      run_node("openai_client.cjs",
+               {npm_package("openai"), "http://127.0.0.1:" + std::to_string(s.port()) + "/v1", "sk-test", kImage});
   const json want = generate_json("What is in the image?", 12, kImage);
   CHECK(r["text"] == want["text"]);
   CHECK(r["finish"] == "length");
@@ -503,6 +512,27 @@ TEST_CASE("serve: the official openai npm client, non-streaming and streaming, w
   CHECK(r["error"]["param"] == "messages[0].content");
   CHECK(r["error"]["type"] == "invalid_request_error");
   CHECK(r["models"] == json::array({"lav2"}));
+}
+
+TEST_CASE("serve: the chat page in headless Chromium: upload an image, see the streamed answer, Stop ends a stream") {
+  // Debian's chromium (scripts/install-deps.sh) driven by playwright-core (scripts/fetch-test-data.sh).
+  REQUIRE_MESSAGE(fs::exists("/usr/bin/chromium"), "missing /usr/bin/chromium (scripts/install-deps.sh)");
+  Server s({"--max-new-tokens", "12"});
+  Server long_answers({"--max-new-tokens", "60000", "--max-seq-len", "65536"});  // ~10,800 tokens unless stopped
+  const std::string shot = (fs::path(LAV2_CLI_PATH).parent_path() / "chat_page.png").string();
+  const json r =
+      run_node("chat_page.cjs", {npm_package("playwright-core"), "/usr/bin/chromium",
+                                 "http://127.0.0.1:" + std::to_string(s.port()) + "/",
+                                 "http://127.0.0.1:" + std::to_string(long_answers.port()) + "/", kImage, shot});
+  CHECK(r["done"] == "yes");
+  CHECK(r["answer"] == generate_json("What is in the image?", 12, kImage)["text"]);
+  CHECK(r["stopped_done"] == "stopped");
+  CHECK(contains(r["stopped"], " [stopped]"));
+  CHECK(r["send_enabled_after_stop"] == true);
+  CHECK(fs::file_size(shot) > 1000);
+  // The server saw the connection close and stopped generating; it still answers.
+  while (!contains(long_answers.log(), "the client went away, stopped")) std::this_thread::yield();
+  CHECK(health(long_answers)["running"] == 0);
 }
 
 TEST_CASE("serve: flag errors exit 2 before loading; --help has examples") {
