@@ -9,7 +9,7 @@ namespace lav2::cli {
 
 /// \brief The "Examples:" footer of `command` ("" for the top level), or "" if it has none.
 inline std::string help_examples(const std::string& command) {
-  const std::string m = "  --llama-dir llama/7B --adapter BIAS-7B.pth --clip ViT-L-14.pt";
+  const std::string m = " --llama-dir llama/7B --adapter BIAS-7B.pth --clip ViT-L-14.pt";
   if (command.empty())
     return "\nExamples:\n"
            "  lav2 generate" +

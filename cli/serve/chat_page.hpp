@@ -31,7 +31,9 @@ let messages = [], image = null, controller = null, model = null;
 $('image').onchange = () => {
   const f = $('image').files[0]; if (!f) return;
   const r = new FileReader();
-  r.onload = () => { image = r.result; $('preview').src = image; $('preview').style.display = 'block'; };
+  // One image per conversation (the server takes one per request): a new image starts a new chat.
+  r.onload = () => { image = r.result; $('preview').src = image; $('preview').style.display = 'block';
+                     messages = []; $('log').textContent = ''; };
   r.readAsDataURL(f);
 };
 $('clear').onclick = () => { messages = []; $('log').textContent = ''; };
@@ -43,8 +45,7 @@ $('form').onsubmit = async e => {
   const text = $('text').value; if (!text && !image) return;
   $('text').value = '';
   const content = [{type: 'text', text}];
-  if (image && !messages.some(m => Array.isArray(m.content)))
-    content.push({type: 'image_url', image_url: {url: image}});
+  if (image && messages.length === 0) content.push({type: 'image_url', image_url: {url: image}});
   messages.push({role: 'user', content});
   add('user', text);
   const out = add('assistant', '');
