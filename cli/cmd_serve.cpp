@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
 #include <optional>
@@ -371,8 +372,10 @@ class Server {
   int port_ = 0;
 };
 
-int run_serve(const ServeArgs& a) {
+int run_serve(ServeArgs a) {
   (void)cli::generate_options(a.sampling);  // flag errors before loading
+  // The key from the environment keeps it out of the process list (ps shows the arguments).
+  if (const char* env = std::getenv("LAV2_API_KEY"); a.api_key.empty() && env) a.api_key = env;
   if (a.max_request_bytes < 1024)
     LAV2_THROW(input_error, "--max-request-bytes ", a.max_request_bytes, " is below 1024");
   if (!a.allow_local_images.empty()) {
@@ -400,7 +403,8 @@ const lav2::cli::CommandRegistrar kRegister{
       cli::add_sampling_flags(sub, a->sampling);
       sub.add("--host", a->host, "address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface)");
       sub.add("--port", a->port, "TCP port (8080; 0: a free one, printed)").range(0, 65535);
-      sub.add("--api-key", a->api_key, "require 'Authorization: Bearer KEY' on /v1/ (compared in constant time)");
+      sub.add("--api-key", a->api_key,
+              "require 'Authorization: Bearer KEY' on /v1/ (constant-time compare; default: $LAV2_API_KEY)");
       sub.add("--max-request-bytes", a->max_request_bytes, "largest request body (20971520 = 20 MiB); larger: 413");
       sub.add("--max-image-bytes", a->max_image_bytes,
               "largest image, decoded from base64 or read (16 MiB); larger: 413");

@@ -368,6 +368,20 @@ TEST_CASE("serve: --api-key is required as a Bearer token on /v1/") {
   CHECK(health(s)["status"] == "ok");  // /health needs no key
 }
 
+TEST_CASE("serve: the key may come from $LAV2_API_KEY instead of the command line") {
+  ::setenv("LAV2_API_KEY", "from-env", 1);
+  Server s;  // inherits the environment
+  ::unsetenv("LAV2_API_KEY");
+  auto c = s.client();
+  auto none = c.Post("/v1/chat/completions", request("Hi", 4).dump(), "application/json");
+  REQUIRE(none);
+  CHECK(none->status == 401);
+  auto right = c.Post("/v1/chat/completions", {{"Authorization", "Bearer from-env"}}, request("Hi", 4).dump(),
+                      "application/json");
+  REQUIRE(right);
+  CHECK(right->status == 200);
+}
+
 TEST_CASE("serve: image_url may name local files only inside --allow-local-images DIR") {
   const fs::path root = fs::temp_directory_path() / ("lav2_serve_images_" + std::to_string(::getpid()));
   fs::remove_all(root);
