@@ -393,15 +393,15 @@ TEST_CASE("serve: image_url may name local files only inside --allow-local-image
     Server s({"--allow-local-images", (root / "allowed").string()});
     auto c = s.client();
     const std::string want = generate_json("What is in the image?", 6, kImage)["text"];
-    for (const std::string url : {std::string("cat.png"), "file://" + (root / "allowed" / "cat.png").string()}) {
+    for (const std::string& url : {std::string("cat.png"), "file://" + (root / "allowed" / "cat.png").string()}) {
       CAPTURE(url);
       auto r = c.Post("/v1/chat/completions", request("What is in the image?", 6, url).dump(), "application/json");
       REQUIRE(r);
       REQUIRE(r->status == 200);
       CHECK(json::parse(r->body)["choices"][0]["message"]["content"] == want);
     }
-    for (const std::string url : {std::string("../outside.png"), "file://" + (root / "outside.png").string(),
-                                  std::string("link.png"), std::string("/etc/hostname")}) {
+    for (const std::string& url : {std::string("../outside.png"), "file://" + (root / "outside.png").string(),
+                                   std::string("link.png"), std::string("/etc/hostname")}) {
       CAPTURE(url);
       auto r = c.Post("/v1/chat/completions", request("x", 6, url).dump(), "application/json");
       REQUIRE(r);
