@@ -31,6 +31,7 @@
 
 #include "command.hpp"
 #include "model_files.hpp"
+#include "model_session.hpp"
 #include "process_stats.hpp"
 
 namespace fs = std::filesystem;
@@ -41,7 +42,7 @@ struct GenerateArgs {
   std::string llama_dir, model, mm, tokenizer, prompt, input, tmpl = "alpaca", dump, adapter, clip, image,
                                                               channel_order = "bgr", kv_dtype = "f32", expert_template;
   std::vector<std::string> stop, experts;
-  bool has_input = false, json = false;
+  bool has_input = false, json = false, verbose = false;
   int max_new_tokens = 256, threads = 0, max_seq_len = 512, visual_heads = 16;
   float temperature = 0.1f, top_p = 0.75f;
   std::uint64_t seed = 0;
@@ -202,6 +203,7 @@ int run_generate(const GenerateArgs& a) {
       LAV2_THROW(input_error, "--dump: cannot create directory '", a.dump, "'", ec ? ": " + ec.message() : "");
   }
   cli::ProcessTimer timer;
+  cli::preload_with_progress(cli::weight_files(a.llama_dir, {a.model, a.mm, a.adapter, a.clip}));  // a bar on a TTY
   // The base: Meta's directory with its tokenizer.model, or a GGUF with the tokenizer inside
   // (--tokenizer overrides it; its size must still match the embedding).
   std::optional<text::Tokenizer> tok;
@@ -311,6 +313,14 @@ int run_generate(const GenerateArgs& a) {
       dump_npy(dir / "visual_query.npy", v.query, Shape{1, v.query.dim(0), v.query.dim(1)});
     }
   }
+  if (a.verbose) {
+    cli::StageTimes t;
+    t.load_s = load_s;
+    t.image_encode_s = takes_visual ? visual.seconds : -1.0;
+    t.prefill_tokens = r.prompt_tokens, t.prefill_s = r.prefill_s;
+    t.decode_tokens = r.decode_steps, t.decode_s = r.decode_s;
+    cli::print_stage_times(t);
+  }
   if (a.json) {
     nlohmann::json j;
     j["text"] = r.text;
@@ -360,6 +370,7 @@ const lav2::cli::CommandRegistrar kRegister{
       sub.add("--stop", a->stop, "end generation at this text, not emitted (repeatable; e.g. ###)");
       sub.add("--dump", a->dump, "write .npy files of ids and logits, and prompt.txt, into DIR");
       sub.flag("--json", a->json, "print one JSON object instead of streaming text");
+      sub.flag("--verbose", a->verbose, "print the time of every stage on stderr (load, image, prefill, decode, RSS)");
       sub.add("--adapter", a->adapter,
               "official LLaMA-Adapter V2 checkpoint (.pth holding {'model','config'}); needs --clip");
       sub.add("--clip", a->clip, "OpenAI CLIP archive (.pt, TorchScript) or a state_dict .pth / safetensors");

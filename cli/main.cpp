@@ -16,6 +16,7 @@
 #include <lav2/version.hpp>
 
 #include "command.hpp"
+#include "help_examples.hpp"
 
 namespace {
 
@@ -50,9 +51,11 @@ int main(int argc, char** argv) {
              lav2::kernels::kernel_arch_name() + ")";
     });
     app.require_subcommand(1);
+    app.footer(help_examples(""));
     std::map<CLI::App*, RunFn> runners;
     for (const Command& c : command_registry()) {
       CLI::App* sub = app.add_subcommand(c.name, c.description);
+      sub->footer(help_examples(c.name));
       Options options(*sub);
       runners[sub] = c.setup(options);
     }

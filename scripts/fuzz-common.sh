@@ -5,7 +5,8 @@
 #   fuzz_seed <out>                 fills <out>/corpus/<target>/ from tests/data and tests/corpus
 #   fuzz_args <out> <target>        prints the libFuzzer flags of a run (dictionary, limits, artifacts)
 # Environment: LAV2_FUZZ_MAX_LEN (65536); LAV2_FUZZ_CLI_FROM (build), see fuzz_build.
-fuzz_all_targets=(torch_checkpoint torchscript safetensors json_config tokenizer_model tokenizer_json tokenize image cli gguf)
+fuzz_all_targets=(torch_checkpoint torchscript safetensors json_config tokenizer_model tokenizer_json tokenize image cli gguf
+  openai_request)
 fuzz_max_len=${LAV2_FUZZ_MAX_LEN:-65536}
 
 fuzz_build() {
@@ -81,6 +82,10 @@ PY
   printf 'bench\0--help' >"$out/corpus/cli/seed_bench"
   printf 'selfcheck' >"$out/corpus/cli/seed_selfcheck"
   printf -- '--version' >"$out/corpus/cli/seed_version"
+  mkdir -p "$out/corpus/openai_request"
+  printf '%s' '{"model":"lav2","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"What is it?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]},{"role":"assistant","content":"A cat."},{"role":"user","content":"More?"}],"max_tokens":8,"temperature":0,"top_p":0.5,"seed":1,"stop":["###"],"stream":true,"stream_options":{"include_usage":true}}' >"$out/corpus/openai_request/seed_full"
+  printf '%s' '{"model":"lav2","messages":[{"role":"user","content":"Hi"}],"n":1,"stop":"x","max_completion_tokens":3}' >"$out/corpus/openai_request/seed_min"
+  printf '%s' '{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":"file:///etc/passwd"}]}]}' >"$out/corpus/openai_request/seed_file"
   mkdir -p "$out/artifacts" "$out/logs"
 }
 

@@ -14,6 +14,8 @@ packages=(
   libbenchmark-dev   # Google Benchmark
   nlohmann-json3-dev # params.json, tokenizer.json, safetensors headers, --json output
   libcli11-dev       # command-line parsing
+  libcpp-httplib-dev # HTTP server of `lav2 serve` and the client of its tests (cpp-httplib 0.11)
+  chromium           # headless browser for the test of `lav2 serve`'s chat page (driven by npm playwright-core)
   libsentencepiece-dev sentencepiece  # tokenizer parity oracle (tests only)
   clang-14 libclang-rt-14-dev  # sanitizer build and libFuzzer targets (scripts/sanitize.sh, scripts/fuzz.sh)
   clang-format       # the format check of .clang-format (scripts/check-format.sh)

@@ -42,6 +42,7 @@
 #include "lav2/io/zip_end_records.hpp"
 #include "lav2/io/zip_local_header.hpp"
 
+#include "lav2/text/conversation.hpp"
 #include "lav2/text/hf_tokenizer_json.hpp"
 #include "lav2/text/json_reader.hpp"
 #include "lav2/text/prompt.hpp"

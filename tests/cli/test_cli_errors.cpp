@@ -79,7 +79,7 @@ const std::vector<Case> kCases = {
     {"bench --random-model tiny --prompt-tokens 0", {"--prompt-tokens"}},
     // the top level
     {"--bogus generate", {"unknown option '--bogus' for 'lav2'"}},
-    {"genrate", {"unknown command 'genrate'", "bench, convert, generate, info, selfcheck, tokenize"}},
+    {"genrate", {"unknown command 'genrate'", "bench, chat, convert, generate, info, selfcheck, serve, tokenize"}},
 };
 
 }  // namespace

@@ -64,8 +64,8 @@ TEST_CASE("hostile cli: usage errors exit 2 with 'lav2: error:'") {
 TEST_CASE("cli: an unknown or missing command is named, with the list of commands") {
   auto r = lav2::test::run_cli("genrate --prompt hi");
   CHECK(r.code == 2);
-  CHECK(r.out.find("lav2: error: unknown command 'genrate'; the commands are bench, convert, generate, info, "
-                   "selfcheck, tokenize") != std::string::npos);
+  CHECK(r.out.find("lav2: error: unknown command 'genrate'; the commands are bench, chat, convert, generate, info, "
+                   "selfcheck, serve, tokenize") != std::string::npos);
   r = lav2::test::run_cli("");
   CHECK(r.code == 2);
   CHECK(r.out.find("lav2: error: no command given; the commands are bench,") != std::string::npos);
