@@ -10,11 +10,11 @@
 # machine: 172 s without kernels and model, 312 s with them (kernels' run 55 s, 18 s once shrunk).
 # The experts area is built with Tesseract (LAV2_WITH_TESSERACT), so the OCR expert runs under the
 # sanitizers too: its build takes about 100 s, its run about 140 s (the 45 rendered-text images).
-#   scripts/sanitize.sh [areas...]     default: core io text vision corpus kernels model experts
+#   scripts/sanitize.sh [areas...]     default: core io text vision corpus kernels model experts train
 set -euo pipefail
 cd "$(dirname "$0")/.."
 areas=("$@")
-((${#areas[@]})) || areas=(core io text vision corpus kernels model experts)
+((${#areas[@]})) || areas=(core io text vision corpus kernels model experts train)
 out=build-asan
 flags="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 list=$(IFS=';'; echo "${areas[*]}")
