@@ -57,6 +57,9 @@ class LlamaTrainModel {
  public:
   /// `m` must outlive this model (its frozen matrices are used in place).
   LlamaTrainModel(const model::LlamaModel& m, ParamGroup group, bool train_lora = false)
+      : LlamaTrainModel(m, std::vector<ParamGroup>{group}, train_lora) {}
+  /// Trains the rows of any of `groups` (the joint schedule: visual and language).
+  LlamaTrainModel(const model::LlamaModel& m, const std::vector<ParamGroup>& groups, bool train_lora = false)
       : c_(m.config()), s_(m.spec()), w_(m.weights()), rope_(c_.head_dim, c_.rope_theta) {
     if (s_.kind == model::AdapterKind::v1)
       LAV2_THROW(input_error, "training: LLaMA-Adapter V1's raw gate is an inference-only variant; train V2");
@@ -65,7 +68,9 @@ class LlamaTrainModel {
     model::for_each_tensor(w_, c_, s_, [&](const io::TensorSpec& row, auto& slot) {
       io::TensorSpec key = row;
       if (row.group != io::Group::adapter_prompts) key.name = prefix + row.name;
-      if (!in_group(group, key, opt)) return;
+      bool trained = false;
+      for (ParamGroup g : groups) trained = trained || in_group(g, key, opt);
+      if (!trained) return;
       if constexpr (std::is_same_v<std::decay_t<decltype(slot)>, TensorView<const float>>) {
         TrainableTensor& t = params_.emplace_back(key);
         std::copy(slot.data(), slot.data() + t.value.numel(), t.value.data());
