@@ -15,6 +15,8 @@
 #include <lav2/train/data.hpp>
 #include <lav2/train/trainer.hpp>
 
+#include "train/tiny_world.hpp"
+
 using namespace lav2;
 using namespace lav2::train;
 namespace fs = std::filesystem;
@@ -23,24 +25,8 @@ namespace {
 
 const std::string kData = LAV2_TEST_DATA_DIR;
 
-struct TinyWorld {
-  text::Tokenizer tok = text::Tokenizer::load(kData + "/tiny_llama/tokenizer.model");
-  std::shared_ptr<const model::LlamaDir> base = model::open_llama_base(kData + "/tiny_llama/tiny", 512);
-  std::shared_ptr<const vision::ClipVisionModel> clip =
-      std::make_shared<const vision::ClipVisionModel>(vision::ClipVisionModel::load(kData + "/tiny_clip/ViT-tiny.pt"));
-  PhaseModel load(Phase p) const { return load_for_phase(base, kData + "/tiny_adapter/full_bias/adapter.pth", p); }
-};
-const TinyWorld& world() {
-  static const TinyWorld w;
-  return w;
-}
-
-fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("lav2_test_trainer_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+const test::TinyWorld& world() { return test::tiny_world(); }
+fs::path temp_dir(const std::string& name) { return test::fresh_temp_dir("trainer_" + name); }
 void write_file(const fs::path& p, const std::string& text) {
   std::ofstream f(p, std::ios::binary);
   f << text;

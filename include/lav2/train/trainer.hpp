@@ -86,12 +86,12 @@ class Trainer {
     if (o_.phase == Phase::joint) {
       if (captions.empty()) LAV2_THROW(input_error, "--phase joint needs image-text samples (--captions)");
       if (instructions.empty()) LAV2_THROW(input_error, "--phase joint needs instruction samples (--data)");
-      streams_.push_back(Stream{std::move(instructions)});
-      streams_.push_back(Stream{std::move(captions)});
+      streams_.emplace_back(std::move(instructions));
+      streams_.emplace_back(std::move(captions));
     } else {
       for (Sample& s : captions) instructions.push_back(std::move(s));
       if (instructions.empty()) LAV2_THROW(input_error, "no training samples (--data, --captions)");
-      streams_.push_back(Stream{std::move(instructions)});
+      streams_.emplace_back(std::move(instructions));
     }
     const std::vector<ParamGroup> groups = o_.phase == Phase::finetune ? std::vector<ParamGroup>{ParamGroup::finetune}
                                            : o_.phase == Phase::pretrain
@@ -175,6 +175,7 @@ class Trainer {
 
  private:
   struct Stream {
+    explicit Stream(std::vector<Sample> s) : samples(std::move(s)) {}
     std::vector<Sample> samples;
     std::int64_t perm_epoch = -1;
     std::vector<std::int64_t> perm;
