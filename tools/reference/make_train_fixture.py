@@ -24,7 +24,7 @@ import os
 import numpy as np
 import torch
 
-from train_ref import train_step
+from train_ref import train_step, write_fixture
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "tests", "data")
@@ -75,14 +75,7 @@ def main():
         cfg = dict(ckpt["config"], w_bias=phase != "pretrain")
         loss, grads = train_step(params, base, ckpt["model"], cfg, vq, tokens, labels, rule)
         d = os.path.join(OUT, f"{variant}_{phase}")
-        os.makedirs(d, exist_ok=True)
-        for f in os.listdir(d):
-            os.remove(os.path.join(d, f))
-        for k, g in grads.items():
-            np.save(os.path.join(d, f"grad_{k}.npy"), g.numpy().astype(np.float32))
-        with open(os.path.join(d, "loss.json"), "w") as f:
-            json.dump({"loss": loss}, f)
-            f.write("\n")
+        write_fixture(d, loss, grads)
         print(f"{variant}_{phase}: loss {loss:.6f}, {len(grads)} gradients")
 
 

@@ -14,7 +14,8 @@
 // optimizer.pth, the AdamW state for resuming (a separate file, as the official misc.save_model
 // keeps 'optimizer' apart from 'model'):
 //   {'format': 'lav2.adamw', 'version': 1, 'phase': str, 'step': int (the next step),
-//    'steps': int, 'groups': {group: {key: {'step': int, 'exp_avg': f32, 'exp_avg_sq': f32}}}}
+//    'steps': int, 'groups': {group: {key: {'step': int, 'exp_avg': f32, 'exp_avg_sq': f32}}},
+//    'losses': f32 (step), the loss of every step so far (for the loss curve of a resumed run)}
 #pragma once
 
 #include <cstdint>
@@ -74,8 +75,8 @@ inline void save_checkpoint(const std::string& path, Trainer& trainer, const mod
   io::save_torch(path, root);
 }
 
-/// \brief Writes the optimiser state of `trainer` to `path` (format above).
-inline void save_optimizer(const std::string& path, Trainer& trainer) {
+/// \brief Writes the optimiser state of `trainer` and the losses so far to `path` (format above).
+inline void save_optimizer(const std::string& path, Trainer& trainer, const std::vector<float>& losses = {}) {
   io::SaveValue root = io::SaveValue::dict();
   root.set("format", io::SaveValue::string("lav2.adamw"));
   root.set("version", io::SaveValue::integer(1));
@@ -94,12 +95,15 @@ inline void save_optimizer(const std::string& path, Trainer& trainer) {
       s.set("exp_avg_sq", io::SaveValue::tensor(AnyTensorView{DType::f32, opt.exp_avg_sq(i).data(), shape, {}}));
     }
   }
+  root.set("losses",
+           io::SaveValue::tensor(AnyTensorView{DType::f32, losses.data(), Shape{std::int64_t(losses.size())}, {}}));
   io::save_torch(path, root);
 }
 
 /// \brief Restores `trainer`'s optimiser state and next step from `path` (save_optimizer's
-/// format). Throws input_error naming the file and the field when it does not match this run.
-inline void load_optimizer(const std::string& path, Trainer& trainer) {
+/// format) and returns the losses it recorded. Throws input_error naming the file and the field
+/// when it does not match this run.
+inline std::vector<float> load_optimizer(const std::string& path, Trainer& trainer) {
   const io::TorchCheckpoint ck(path);
   const io::Value& root = ck.root();
   auto field = [&](const io::Value& d, const std::string& key, const std::string& where) -> const io::Value& {
@@ -136,6 +140,12 @@ inline void load_optimizer(const std::string& path, Trainer& trainer) {
     }
   }
   trainer.set_step(step.as_int());
+  std::vector<float> losses;
+  if (const io::Value* l = root.find("losses"); l && l->is_tensor() && l->as_tensor().dtype == DType::f32) {
+    const auto* p = static_cast<const float*>(l->as_tensor().data);
+    losses.assign(p, p + l->as_tensor().numel());
+  }
+  return losses;
 }
 
 }  // namespace lav2::train

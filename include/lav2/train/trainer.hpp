@@ -144,7 +144,8 @@ class Trainer {
   std::int64_t last_tokens() const { return last_tokens_; }
 
   /// \brief Runs step step() and returns its loss (the mean of its micro-batches' losses).
-  /// `before_update`, when given, is called with the summed gradients before the optimiser step.
+  /// `before_update(loss)`, when given, is called with the step's loss once the gradients are
+  /// final, before the optimiser step (`lav2 train --dump-grads`).
   template <class Fn>
   double train_step(ThreadPool& pool, Fn&& before_update) {
     if (done()) LAV2_THROW(input_error, "training: all ", o_.steps, " steps are done");
@@ -163,14 +164,15 @@ class Trainer {
       if (train_projector) projector_->backward(pool, d_vq_.data());
     }
     if (o_.accum > 1) scale_grads_(1.0f / float(o_.accum));
-    before_update();
+    loss /= double(o_.accum);
+    before_update(loss);
     AdamW& opt = opt_.at(group_of_step(s));
     opt.step(lr, has_grad_(group_of_step(s)));
     ++step_;
-    return loss / double(o_.accum);
+    return loss;
   }
   double train_step(ThreadPool& pool) {
-    return train_step(pool, [] {});
+    return train_step(pool, [](double) {});
   }
 
  private:
