@@ -108,7 +108,8 @@ class LlamaTrainModel {
     logits_.resize(std::size_t(b.B * S * V));
     for (std::int64_t s = 0; s < b.B; ++s) forward_sequence_(pool, b, s);
     dlogits_.resize(logits_.size());
-    const double loss = cross_entropy_forward_backward(dlogits_.data(), logits_.data(), b.labels, b.B, S, V);
+    const double loss =
+        cross_entropy_forward_backward(pool, dlogits_.data(), logits_.data(), b.labels, b.B, S, V, row_loss_);
     if (d_visual_query) std::fill(d_visual_query, d_visual_query + b.B * b.n_visual * dim, 0.0f);
     for (std::int64_t s = 0; s < b.B; ++s)
       backward_sequence_(pool, b, s, d_visual_query ? d_visual_query + s * b.n_visual * dim : nullptr);
@@ -338,6 +339,7 @@ class LlamaTrainModel {
   std::vector<LayerActs> acts_;
   std::vector<FinalActs> finals_;
   Buf logits_, dlogits_;
+  std::vector<double> row_loss_;
   Buf x_, dx_, dt_, dhm_, da_, dg3_, dxn_, datt_, dq_, dk_, dv_, dka_, dva_, dp_, dp2_;
   Workspace ws_;
 };
