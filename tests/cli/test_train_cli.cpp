@@ -1,7 +1,7 @@
 // `lav2 train` (CONTRACT.md): --dump-grads writes the first step's loss and gradients, which match
 // PyTorch autograd (tools/reference/make_train_cli_fixture.py, tests/data/train/cli) within
-// max|g - ref| <= 1e-4 max|ref| in finetune and in pretrain, where stderr names the LLaMA biases
-// not loaded; --out receives checkpoint.pth (loads back into lav2), optimizer.pth and loss.png;
+// max|g - ref| <= 1e-4 max|ref| in finetune, pretrain (where stderr names the LLaMA biases not
+// loaded), joint (an image-text batch) and finetune with --train-lora; --out receives checkpoint.pth (loads back into lav2), optimizer.pth and loss.png;
 // a second run on the same --out resumes at the saved step.
 #include <doctest/doctest.h>
 
@@ -25,9 +25,10 @@ namespace {
 
 const std::string kData = LAV2_TEST_DATA_DIR;
 
-std::string train_args(const std::string& phase, const fs::path& out, int steps) {
+std::string train_args(const std::string& phase, const fs::path& out, int steps,
+                       const std::string& variant = "full_bias") {
   return "train --llama-dir " + shell_quote(kData + "/tiny_llama/tiny") + " --adapter " +
-         shell_quote(kData + "/tiny_adapter/full_bias/adapter.pth") + " --clip " +
+         shell_quote(kData + "/tiny_adapter/" + variant + "/adapter.pth") + " --clip " +
          shell_quote(kData + "/tiny_clip/ViT-tiny.pt") + " --phase " + phase + " --data " +
          shell_quote(kData + "/train/cli/data.json") + " --batch 2 --max-words 192 --threads 2 --steps " +
          std::to_string(steps) + " --out " + shell_quote(out.string());
@@ -46,16 +47,28 @@ double json_loss(const fs::path& p) {
 
 }  // namespace
 
-TEST_CASE("lav2 train --dump-grads matches PyTorch autograd in finetune and pretrain") {
-  for (const std::string phase : {"finetune", "pretrain"}) {
-    CAPTURE(phase);
-    const fs::path out = fresh(phase), grads = fresh(phase + "_grads");
-    const lav2::test::CliResult r =
-        lav2::test::run_cli(train_args(phase, out, 1) + " --dump-grads " + shell_quote(grads.string()));
+TEST_CASE("lav2 train --dump-grads matches PyTorch autograd: finetune, pretrain, joint, --train-lora") {
+  struct Case {
+    std::string name, phase, variant, extra;
+    std::size_t gradients;
+  };
+  const std::string captions = " --captions " + shell_quote(kData + "/train/cli/captions.tsv");
+  // joint: the first step is an image-text batch (the captions' image through lav2's reader,
+  // preprocessing and CLIP); both groups get gradients, only the visual group is updated.
+  const Case cases[] = {{"finetune", "finetune", "full_bias", "", 22},
+                        {"pretrain", "pretrain", "full_bias", "", 36},
+                        {"joint", "joint", "full_bias", captions, 58},
+                        {"finetune_lora", "finetune", "full_lora_bias", " --train-lora", 64}};
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    const std::string phase = c.phase;
+    const fs::path out = fresh(c.name), grads = fresh(c.name + "_grads");
+    const lav2::test::CliResult r = lav2::test::run_cli(train_args(phase, out, 1, c.variant) + c.extra +
+                                                        " --dump-grads " + shell_quote(grads.string()));
     INFO(r.out);
     REQUIRE(r.code == 0);
     CHECK((r.out.find("has no LLaMA biases; 15 tensors") != std::string::npos) == (phase == "pretrain"));
-    const fs::path ref = kData + "/train/cli/" + phase;
+    const fs::path ref = kData + "/train/cli/" + c.name;
     CHECK(json_loss(grads / "loss.json") == doctest::Approx(json_loss(ref / "loss.json")).epsilon(1e-5));
     std::size_t compared = 0;
     for (const auto& e : fs::directory_iterator(ref)) {
@@ -71,7 +84,7 @@ TEST_CASE("lav2 train --dump-grads matches PyTorch autograd in finetune and pret
       CHECK(diff <= 1e-4 * scale);
       ++compared;
     }
-    CHECK(compared == (phase == "finetune" ? 22 : 36));
+    CHECK(compared == c.gradients);
     // --out: the checkpoint loads back into lav2, the optimiser state and the loss curve are there.
     const auto base = lav2::model::open_llama_base(kData + "/tiny_llama/tiny", 512);
     const lav2::model::LoadedModel m = lav2::model::load_model(base, (out / "checkpoint.pth").string());
