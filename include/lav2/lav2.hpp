@@ -35,6 +35,7 @@
 #include "lav2/io/tensor_file.hpp"
 #include "lav2/io/tensor_map.hpp"
 #include "lav2/io/torch_checkpoint.hpp"
+#include "lav2/io/torch_writer.hpp"
 #include "lav2/io/torchscript.hpp"
 #include "lav2/io/weight_bind.hpp"
 #include "lav2/io/weight_table.hpp"

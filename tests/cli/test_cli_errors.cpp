@@ -16,6 +16,12 @@ const std::string kTiny = " --llama-dir '" + kData + "/tiny_llama/tiny' ";
 const std::string kTok = " --tokenizer '" + kData + "/tiny_llama/tokenizer.model' ";
 const std::string kGen = "generate" + kTiny + "--prompt hi ";
 const std::string kAdapter = " --adapter '" + kData + "/tiny_adapter/full_bias/adapter.pth' ";
+const std::string kClipFlag = " --clip '" + kData + "/tiny_clip/ViT-tiny.pt' ";
+const std::string kTrain =
+    "train" + kTiny + kAdapter + kClipFlag + "--data '" + kData + "/train/cli/data.json' --steps 2 ";
+const std::string kOut = " --out /tmp/lav2_test_cli_errors_train ";
+const std::string kTrainPhase = kTrain + "--phase finetune ";
+const std::string kTrainFt = kTrainPhase + kOut + "--max-words 192 ";
 
 struct Case {
   std::string args;                // after `lav2`
@@ -77,9 +83,37 @@ const std::vector<Case> kCases = {
     {"bench --random-model tiny --threads -1", {"--threads", "-1"}},
     {"bench --random-model tiny --layers x", {"--layers", "'x'"}},
     {"bench --random-model tiny --prompt-tokens 0", {"--prompt-tokens"}},
+    // train
+    {"train --bogus", {"unknown option '--bogus'", "lav2 train"}},
+    {kTrain + kOut, {"--phase is required"}},
+    {kTrain + kOut + "--phase both", {"--phase", "both"}},
+    {"train" + kTiny + kAdapter + "--phase finetune --data x.json --out /tmp/x", {"--steps is required"}},
+    {kTrainFt + "--steps 0", {"--steps", "0"}},
+    {kTrainFt + "--warmup-steps 2", {"--warmup-steps 2 must be below --steps 2"}},
+    {kTrainFt + "--lr -1", {"--lr -1 is negative"}},
+    {kTrainFt + "--lr nan", {"--lr", "not a finite number"}},
+    {kTrainFt + "--batch 0", {"--batch", "0"}},
+    {kTrainFt + "--accum x", {"--accum", "'x'"}},
+    {kTrainPhase + kOut + "--max-words 1", {"--max-words", "1"}},
+    {kTrainPhase + kOut + "--max-words 8", {"data.json", "record 0", "fills --max-words 8"}},
+    {kTrainFt + "--joint-ratio 2", {"--joint-ratio is for --phase joint"}},
+    {kTrain + kOut + "--phase joint", {"--phase joint needs --data", "--captions"}},
+    {kTrainFt + "--data /nonexistent/d.json", {"--data '/nonexistent/d.json'"}},
+    {kTrainFt + "--captions /nonexistent/c.tsv", {"--captions '/nonexistent/c.tsv'"}},
+    {kTrainPhase + "--out /dev/null/out", {"--out", "/dev/null/out"}},
+    {kTrainFt + "--dump-grads /dev/null/g", {"--dump-grads", "/dev/null/g"}},
+    {"train --llama-dir /nonexistent/lav2" + kAdapter + "--phase finetune --data x --steps 2 --out /tmp/x",
+     {"/nonexistent/lav2"}},
+    {"train" + kTiny + "--adapter /nonexistent/a.pth --phase finetune --data '" + kData +
+         "/train/cli/data.json' --steps 2 --out /tmp/lav2_test_cli_errors_train2",
+     {"/nonexistent/a.pth"}},
+    {"train" + kTiny + kAdapter + "--phase finetune --data '" + kData +
+         "/train/cli/data.json' --steps 2 --out /tmp/lav2_test_cli_errors_train3",
+     {"--adapter needs --clip"}},
     // the top level
     {"--bogus generate", {"unknown option '--bogus' for 'lav2'"}},
-    {"genrate", {"unknown command 'genrate'", "bench, chat, convert, generate, info, selfcheck, serve, tokenize"}},
+    {"genrate",
+     {"unknown command 'genrate'", "bench, chat, convert, generate, info, selfcheck, serve, tokenize, train"}},
 };
 
 }  // namespace

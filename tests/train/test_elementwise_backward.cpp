@@ -2,6 +2,8 @@
 // cross-entropy: each against double finite differences.
 #include <doctest/doctest.h>
 
+#include <cstring>
+
 #include <lav2/model/rope.hpp>
 #include <lav2/train/activation.hpp>
 #include <lav2/train/embedding.hpp>
@@ -168,4 +170,19 @@ TEST_CASE("cross-entropy: logits[:, :-1] against labels[:, 1:], label 0 ignored 
   CHECK(lav2::test::max_abs(dz.data(), std::int64_t(dz.size())) == 0.0);
   const std::int32_t bad[B * S] = {0, 0, 3, 6, 0, 0, 0, 2};
   CHECK_THROWS_AS(cross_entropy_forward_backward(dz.data(), z.data(), bad, B, S, V), input_error);
+  // The fast path (pool, kernels::softmax) against the reference, 1 and 2 threads the same bits;
+  // a row whose label's probability underflows f32 (logit gap 200) falls back to double.
+  std::vector<float> zf = z;
+  zf[std::size_t((1 * S + 2) * V + 2)] = -100.0f, zf[std::size_t((1 * S + 2) * V + 0)] = 100.0f;
+  std::vector<float> want_dz(z.size()), got1(z.size()), got2(z.size());
+  const double want_l = cross_entropy_forward_backward(want_dz.data(), zf.data(), labels, B, S, V);
+  std::vector<double> scratch;
+  ThreadPool one(1), two(2);
+  const double l1 = cross_entropy_forward_backward(one, got1.data(), zf.data(), labels, B, S, V, scratch);
+  const double l2 = cross_entropy_forward_backward(two, got2.data(), zf.data(), labels, B, S, V, scratch);
+  CHECK(l1 == doctest::Approx(want_l).epsilon(1e-6));
+  CHECK(l1 == l2);
+  CHECK(lav2::test::max_abs_diff(got1.data(), want_dz.data(), std::int64_t(z.size())) < 1e-6);
+  CHECK(std::memcmp(got1.data(), got2.data(), got1.size() * sizeof(float)) == 0);
+  CHECK_THROWS_AS(cross_entropy_forward_backward(one, got1.data(), zf.data(), bad, B, S, V, scratch), input_error);
 }

@@ -1,6 +1,7 @@
 // The training model's loss and gradients against PyTorch autograd (tools/reference/train_ref.py,
 // fixtures by make_train_fixture.py) on tests/data/tiny_llama + tiny_adapter: every trainable
-// tensor within max|g - ref| <= 1e-4 max|ref| for BIAS and LORA-BIAS in both official phases, and
+// tensor within max|g - ref| <= 1e-4 max|ref| for BIAS and LORA-BIAS in both official phases (the
+// pretrain-phase model without the LLaMA biases, as officially: train/phase_model.hpp), and
 // LORA-BIAS with LoRA trained; d loss / d visual query too. Also: 1 and 2 threads give the same
 // bits, and an AdamW step is seen by the next forward (the gate's tanh is not cached).
 #include <doctest/doctest.h>
@@ -14,6 +15,7 @@
 #include <lav2/io/npy.hpp>
 #include <lav2/model/model_loader.hpp>
 #include <lav2/train/llama_train.hpp>
+#include <lav2/train/phase_model.hpp>
 
 #include "train/grad_check.hpp"
 
@@ -57,9 +59,11 @@ constexpr Case kCases[] = {{"bias", "bias_finetune", ParamGroup::finetune, false
                            {"lora_bias", "lora_bias_pretrain", ParamGroup::pretrain, false},
                            {"lora_bias", "lora_bias_finetune_lora", ParamGroup::finetune, true}};
 
-model::LoadedModel load(const std::string& variant) {
+// The official model of the phase: the pretrain-phase model has no LLaMA biases.
+model::LoadedModel load(const std::string& variant, ParamGroup group = ParamGroup::finetune) {
   const auto base = model::open_llama_base(kData + "/tiny_llama/tiny", 512);
-  return model::load_model(base, kData + "/tiny_adapter/" + variant + "/adapter.pth");
+  const Phase phase = group == ParamGroup::pretrain ? Phase::pretrain : Phase::finetune;
+  return load_for_phase(base, kData + "/tiny_adapter/" + variant + "/adapter.pth", phase).loaded;
 }
 
 void expect_matches_reference(const std::string& name, const float* got, std::int64_t n, const std::string& npy) {
@@ -76,7 +80,7 @@ TEST_CASE("training model: loss and gradients match PyTorch autograd") {
   const Fixture fx;
   for (const Case& cs : kCases) {
     INFO("case ", std::string(cs.fixture));
-    const auto loaded = load(cs.variant);
+    const auto loaded = load(cs.variant, cs.group);
     LlamaTrainModel tm(loaded.model, cs.group, cs.train_lora);
     ThreadPool pool(2);
     Tensor<float> dvq(fx.vq.shape());
@@ -137,4 +141,32 @@ TEST_CASE("training model: 1 and 2 threads give the same bits; the next forward 
     const double after = tm.forward_backward(pool, fx.batch());
     CHECK(after < loss);  // a small step against the gradient lowers the loss
   }
+}
+
+TEST_CASE("pretrain loading: the LLaMA biases of the starting checkpoint are not loaded, and listed") {
+  const auto base = model::open_llama_base(kData + "/tiny_llama/tiny", 512);
+  const std::string path = kData + "/tiny_adapter/bias/adapter.pth";
+  const PhaseModel pre = load_for_phase(base, path, Phase::pretrain);
+  const PhaseModel fine = load_for_phase(base, path, Phase::finetune);
+  CHECK(fine.not_loaded.empty());
+  const model::AdapterFile full = model::open_adapter(path, base->config);
+  std::vector<std::string> biases;
+  for (const auto& kv : full.tensors)
+    if (kv.first.rfind("llama.", 0) == 0 && kv.first.size() > 5 && kv.first.substr(kv.first.size() - 5) == ".bias")
+      biases.push_back(kv.first);
+  CHECK(biases.size() == 5 * 3);  // wq, wo, w1, w2, w3 of 3 layers
+  CHECK(pre.not_loaded == biases);
+  // The slots stay (the spec is the checkpoint's) at 0; finetune reads the checkpoint's values.
+  CHECK(pre.loaded.model.spec().bias == fine.loaded.model.spec().bias);
+  const auto& pb = pre.loaded.model.weights().layers[1].wq.bias;
+  const auto& fb = fine.loaded.model.weights().layers[1].wq.bias;
+  REQUIRE(!pb.empty());
+  CHECK(lav2::test::max_abs(pb.data(), pb.numel()) == 0.0);
+  CHECK(lav2::test::max_abs(fb.data(), fb.numel()) > 0.0);
+  for (const char* key : {"llama.layers.0.attention.wq.bias", "llama.layers.1.attention_wq_bias"})
+    CHECK(is_llama_bias(key));
+  for (const char* key : {"visual_blocks.0.attn.qkv.bias", "llama.norm.weight", "clip_proj.bias"})
+    CHECK_FALSE(is_llama_bias(key));
+  CHECK(parse_phase("joint") == Phase::joint);
+  CHECK_THROWS_AS(parse_phase("both"), input_error);
 }

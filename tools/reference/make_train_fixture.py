@@ -14,6 +14,8 @@ tests/data/tiny_adapter/visual_query.npy:
 
 Phases: finetune (llama.* norms and biases), pretrain (gates, adapter_query; the visual branch is
 outside the LLM), and for lora_bias also finetune_lora (finetune + LoRA, lav2's --train-lora).
+The pretrain-phase model has no LLaMA biases, as officially (w_bias = phase == "finetune"): its
+checkpoint's bias tensors are not loaded (config w_bias False here; lav2's train/phase_model.hpp).
 Run with Debian's python3-torch:  /usr/bin/python3 tools/reference/make_train_fixture.py
 """
 import json
@@ -22,7 +24,7 @@ import os
 import numpy as np
 import torch
 
-from train_ref import train_step
+from train_ref import train_step, write_fixture
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "tests", "data")
@@ -70,16 +72,10 @@ def main():
              ("lora_bias", "pretrain", pretrain), ("lora_bias", "finetune_lora", finetune_lora)]
     for variant, phase, rule in cases:
         ckpt = torch.load(os.path.join(DATA, "tiny_adapter", variant, "adapter.pth"))
-        loss, grads = train_step(params, base, ckpt["model"], ckpt["config"], vq, tokens, labels, rule)
+        cfg = dict(ckpt["config"], w_bias=phase != "pretrain")
+        loss, grads = train_step(params, base, ckpt["model"], cfg, vq, tokens, labels, rule)
         d = os.path.join(OUT, f"{variant}_{phase}")
-        os.makedirs(d, exist_ok=True)
-        for f in os.listdir(d):
-            os.remove(os.path.join(d, f))
-        for k, g in grads.items():
-            np.save(os.path.join(d, f"grad_{k}.npy"), g.numpy().astype(np.float32))
-        with open(os.path.join(d, "loss.json"), "w") as f:
-            json.dump({"loss": loss}, f)
-            f.write("\n")
+        write_fixture(d, loss, grads)
         print(f"{variant}_{phase}: loss {loss:.6f}, {len(grads)} gradients")
 
 

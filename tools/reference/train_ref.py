@@ -10,6 +10,10 @@ against labels[:, 1:], and {official key: gradient} for every trainable tensor t
 reads (torch leaves .grad None for the others, e.g. layer 0's gate), plus "visual_query" for the
 gradient of the visual query. No KV cache: each sequence runs from position 0 with fresh caches.
 """
+import json
+import os
+
+import numpy as np
 import torch
 
 from adapter_ref import AdapterRef
@@ -56,3 +60,15 @@ def train_step(params, base, adapter_sd, cfg, visual_query, tokens, labels, trai
     if m.vq is not None and m.vq.grad is not None:
         grads["visual_query"] = m.vq.grad.detach().clone()
     return float(loss), grads
+
+
+def write_fixture(d, loss, grads):
+    """Empties directory d, then writes grad_<key>.npy (float32) per gradient and loss.json."""
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        os.remove(os.path.join(d, f))
+    for k, g in grads.items():
+        np.save(os.path.join(d, f"grad_{k}.npy"), g.numpy().astype(np.float32))
+    with open(os.path.join(d, "loss.json"), "w") as f:
+        json.dump({"loss": loss}, f)
+        f.write("\n")

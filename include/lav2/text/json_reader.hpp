@@ -44,7 +44,9 @@ class JsonReader {
  public:
   static constexpr int kMaxDepth = 64;
 
-  JsonReader(std::string_view text, std::string file) : s_(text), file_(std::move(file)) {}
+  /// \param what names the kind of file in errors ("tokenizer 'x.json': invalid JSON ...").
+  JsonReader(std::string_view text, std::string file, std::string what = "tokenizer")
+      : s_(text), file_(std::move(file)), what_(std::move(what)) {}
 
   JsonValue parse() {
     JsonValue v = value(0);
@@ -55,7 +57,7 @@ class JsonReader {
 
  private:
   [[noreturn]] void fail(const char* what) const {
-    LAV2_THROW(load_error, "tokenizer '", file_, "': invalid JSON at byte ", pos_, ": ", what);
+    LAV2_THROW(load_error, what_, " '", file_, "': invalid JSON at byte ", pos_, ": ", what);
   }
   void ws() {
     while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
@@ -210,7 +212,7 @@ class JsonReader {
 
   std::string_view s_;
   std::size_t pos_ = 0;
-  std::string file_;
+  std::string file_, what_;
 };
 
 }  // namespace lav2::text

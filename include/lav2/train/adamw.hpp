@@ -11,6 +11,7 @@
 // included, and its step count does not advance.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -64,6 +65,15 @@ class AdamW {
   std::int64_t step_count(std::size_t i) const { return steps_[i]; }
   const Tensor<float>& exp_avg(std::size_t i) const { return m_[i]; }
   const Tensor<float>& exp_avg_sq(std::size_t i) const { return v_[i]; }
+  /// \brief Restores parameter i's state (a resumed run): its step count and moments (numel
+  /// floats each).
+  void set_state(std::size_t i, std::int64_t step, const float* exp_avg, const float* exp_avg_sq) {
+    if (i >= params_.size() || step < 0)
+      LAV2_THROW(input_error, "AdamW: state ", i, " of ", params_.size(), " parameters, step ", step);
+    steps_[i] = step;
+    std::copy(exp_avg, exp_avg + params_[i].numel, m_[i].data());
+    std::copy(exp_avg_sq, exp_avg_sq + params_[i].numel, v_[i].data());
+  }
 
   /// \brief One step at learning rate `lr`. has_grad[i] false skips parameter i (no gradient
   /// this step); an empty vector means every parameter has one.

@@ -57,6 +57,9 @@ class LlamaTrainModel {
  public:
   /// `m` must outlive this model (its frozen matrices are used in place).
   LlamaTrainModel(const model::LlamaModel& m, ParamGroup group, bool train_lora = false)
+      : LlamaTrainModel(m, std::vector<ParamGroup>{group}, train_lora) {}
+  /// Trains the rows of any of `groups` (the joint schedule: visual and language).
+  LlamaTrainModel(const model::LlamaModel& m, const std::vector<ParamGroup>& groups, bool train_lora = false)
       : c_(m.config()), s_(m.spec()), w_(m.weights()), rope_(c_.head_dim, c_.rope_theta) {
     if (s_.kind == model::AdapterKind::v1)
       LAV2_THROW(input_error, "training: LLaMA-Adapter V1's raw gate is an inference-only variant; train V2");
@@ -65,7 +68,9 @@ class LlamaTrainModel {
     model::for_each_tensor(w_, c_, s_, [&](const io::TensorSpec& row, auto& slot) {
       io::TensorSpec key = row;
       if (row.group != io::Group::adapter_prompts) key.name = prefix + row.name;
-      if (!in_group(group, key, opt)) return;
+      bool trained = false;
+      for (ParamGroup g : groups) trained = trained || in_group(g, key, opt);
+      if (!trained) return;
       if constexpr (std::is_same_v<std::decay_t<decltype(slot)>, TensorView<const float>>) {
         TrainableTensor& t = params_.emplace_back(key);
         std::copy(slot.data(), slot.data() + t.value.numel(), t.value.data());
@@ -103,7 +108,8 @@ class LlamaTrainModel {
     logits_.resize(std::size_t(b.B * S * V));
     for (std::int64_t s = 0; s < b.B; ++s) forward_sequence_(pool, b, s);
     dlogits_.resize(logits_.size());
-    const double loss = cross_entropy_forward_backward(dlogits_.data(), logits_.data(), b.labels, b.B, S, V);
+    const double loss =
+        cross_entropy_forward_backward(pool, dlogits_.data(), logits_.data(), b.labels, b.B, S, V, row_loss_);
     if (d_visual_query) std::fill(d_visual_query, d_visual_query + b.B * b.n_visual * dim, 0.0f);
     for (std::int64_t s = 0; s < b.B; ++s)
       backward_sequence_(pool, b, s, d_visual_query ? d_visual_query + s * b.n_visual * dim : nullptr);
@@ -333,6 +339,7 @@ class LlamaTrainModel {
   std::vector<LayerActs> acts_;
   std::vector<FinalActs> finals_;
   Buf logits_, dlogits_;
+  std::vector<double> row_loss_;
   Buf x_, dx_, dt_, dhm_, da_, dg3_, dxn_, datt_, dq_, dk_, dv_, dka_, dva_, dp_, dp2_;
   Workspace ws_;
 };
