@@ -114,4 +114,8 @@ TEST_CASE("lav2 train resumes from --out; a finished run is not rerun") {
   r = lav2::test::run_cli(train_args("pretrain", out, 4));  // another phase's state
   CHECK(r.code == 2);
   CHECK(r.out.find("field 'phase' is 'finetune'") != std::string::npos);
+  // --augment: the captions' image through RandomResizedCrop at every draw.
+  r = lav2::test::run_cli(train_args("pretrain", fresh("augment"), 2) + " --augment --captions " +
+                          shell_quote(kData + "/train/cli/captions.tsv"));
+  CHECK(r.code == 0);
 }
