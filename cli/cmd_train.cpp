@@ -3,7 +3,7 @@
 //              [--visual-heads N] --phase pretrain|finetune|joint --data FILE... [--captions FILE]
 //              --steps N [--lr LR] [--weight-decay WD] [--batch B] [--accum A] [--warmup-steps W]
 //              [--max-words M] [--seed S] [--threads T] --out DIR [--train-lora] [--dump-grads DIR]
-//              [--joint-ratio R] [--official-quirks]
+//              [--joint-ratio R] [--official-quirks] [--augment]
 // --out DIR receives checkpoint.pth, optimizer.pth and loss.png; when it already holds
 // checkpoint.pth and optimizer.pth, the run resumes from them (at their step, under this run's
 // schedule). The defaults not given are the official ones: lr = blr * batch * accum / 256 with blr
@@ -46,7 +46,7 @@ struct TrainArgs {
       joint_ratio = 0;
   float lr = std::numeric_limits<float>::quiet_NaN(), weight_decay = std::numeric_limits<float>::quiet_NaN();
   std::uint64_t seed = 0;
-  bool train_lora = false, official_quirks = false;
+  bool train_lora = false, official_quirks = false, augment = false;
 };
 
 void make_dir(const std::string& dir, const char* flag) {
@@ -136,7 +136,7 @@ int run_train(TrainArgs a) {
   o.steps = a.steps, o.warmup_steps = a.warmup_steps;
   o.lr = a.lr, o.weight_decay = a.weight_decay;
   o.batch = a.batch, o.accum = a.accum, o.joint_ratio = a.joint_ratio ? a.joint_ratio : 1;
-  o.seed = a.seed, o.train_lora = a.train_lora, o.visual_heads = a.visual_heads;
+  o.seed = a.seed, o.train_lora = a.train_lora, o.visual_heads = a.visual_heads, o.augment = a.augment;
   o.channel_order = a.channel_order == "rgb" ? vision::ChannelOrder::rgb : vision::ChannelOrder::bgr;
   ThreadPool pool(a.threads);
   train::Trainer trainer(pool, loaded, clip, o, std::move(instructions), std::move(captions));
@@ -207,6 +207,8 @@ const lav2::cli::CommandRegistrar kRegister{
       sub.add("--dump-grads", a->dump_grads, "write grad_<key>.npy and loss.json of the first step into DIR");
       sub.add("--joint-ratio", a->joint_ratio, "joint: image-text batches per instruction batch (1)").range(1, 1 << 20);
       sub.flag("--official-quirks", a->official_quirks, "text-only prompts hold the instruction's tuple repr");
+      sub.flag("--augment", a->augment,
+               "the official RandomResizedCrop(224, scale 0.9-1, ratio 3/4-4/3) per image draw");
       return [a] { return run_train(*a); };
     }};
 

@@ -8,6 +8,7 @@
 #include "lav2/train/activation.hpp"
 #include "lav2/train/adamw.hpp"
 #include "lav2/train/adapter_attention.hpp"
+#include "lav2/train/augment.hpp"
 #include "lav2/train/attention.hpp"
 #include "lav2/train/checkpoint.hpp"
 #include "lav2/train/data.hpp"

@@ -1,8 +1,9 @@
 // `lav2 train` (CONTRACT.md): --dump-grads writes the first step's loss and gradients, which match
 // PyTorch autograd (tools/reference/make_train_cli_fixture.py, tests/data/train/cli) within
 // max|g - ref| <= 1e-4 max|ref| in finetune, pretrain (where stderr names the LLaMA biases not
-// loaded), joint (an image-text batch) and finetune with --train-lora; --out receives checkpoint.pth (loads back into lav2), optimizer.pth and loss.png;
-// a second run on the same --out resumes at the saved step.
+// loaded), joint (an image-text batch) and finetune with --train-lora; --out receives
+// checkpoint.pth (loads back into lav2), optimizer.pth and loss.png; a second run on the same
+// --out resumes at the saved step; 1 and 2 threads write the same bytes.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -114,4 +115,24 @@ TEST_CASE("lav2 train resumes from --out; a finished run is not rerun") {
   r = lav2::test::run_cli(train_args("pretrain", out, 4));  // another phase's state
   CHECK(r.code == 2);
   CHECK(r.out.find("field 'phase' is 'finetune'") != std::string::npos);
+  // --augment: the captions' image through RandomResizedCrop at every draw.
+  r = lav2::test::run_cli(train_args("pretrain", fresh("augment"), 2) + " --augment --captions " +
+                          shell_quote(kData + "/train/cli/captions.tsv"));
+  CHECK(r.code == 0);
+}
+
+TEST_CASE("lav2 train: 1 and 2 threads write the same checkpoint bytes (joint: CLIP, projector and LLM)") {
+  std::string bytes[2];
+  for (int threads : {1, 2}) {
+    const fs::path out = fresh("threads" + std::to_string(threads));
+    std::string args = train_args("joint", out, 3) + " --captions " + shell_quote(kData + "/train/cli/captions.tsv");
+    args.replace(args.find("--threads 2"), 11, "--threads " + std::to_string(threads));
+    const lav2::test::CliResult r = lav2::test::run_cli(args);
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    std::ifstream f(out / "checkpoint.pth", std::ios::binary);
+    bytes[threads - 1].assign(std::istreambuf_iterator<char>(f), {});
+  }
+  CHECK(!bytes[0].empty());
+  CHECK(bytes[0] == bytes[1]);
 }

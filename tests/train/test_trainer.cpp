@@ -12,6 +12,7 @@
 
 #include <lav2/text/prompt.hpp>
 #include <lav2/text/tokenizer.hpp>
+#include <lav2/train/augment.hpp>
 #include <lav2/train/data.hpp>
 #include <lav2/train/trainer.hpp>
 
@@ -247,4 +248,43 @@ TEST_CASE("data: bad records are refused naming the file, the record and the fie
   std::vector<Sample> s = read_instruction_json((d / "img.json").string(), tok, {256, false});
   CHECK_THROWS_WITH_AS(Trainer(pool, pm.loaded, world().clip, options(Phase::finetune, 2, 1e-3), s, {}),
                        doctest::Contains("record 0: field 'image'"), input_error);
+}
+
+TEST_CASE("augment: RandomResizedCrop boxes, the crop resized and normalised, deterministic per key") {
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 200; ++i) {
+    const int w = 1 + int(rng() % 700), h = 1 + int(rng() % 700);
+    const CropBox b = random_resized_crop_box(w, h, rng);
+    INFO(w, "x", h, " -> ", b.left, ",", b.top, " ", b.width, "x", b.height);
+    CHECK(b.width > 0);
+    CHECK(b.height > 0);
+    CHECK(b.left + b.width <= w);
+    CHECK(b.top + b.height <= h);
+    // An image of a ratio inside the range gets a box of 90% to 100% of its area (or, when all
+    // 10 tries fail, the whole image).
+    const double area = double(b.width) * b.height / (double(w) * h), ratio = double(w) / h;
+    if (ratio >= 0.8 && ratio <= 1.25 && w >= 30 && h >= 30) CHECK(area >= 0.85);
+  }
+  // No box of the ratios fits a 1000 x 10 image: the central crop of ratio 4/3.
+  const CropBox thin = random_resized_crop_box(1000, 10, rng);
+  CHECK(thin.height == 10);
+  CHECK(thin.width == 13);
+  CHECK(thin.left == (1000 - 13) / 2);
+  const vision::Image img = vision::load_image(test::tiny_world().data + "/images/resize/039_300x300_blocks.png");
+  std::mt19937_64 a(7), b(7), c(8);
+  const Tensor<float> x = augment_clip(img, a), y = augment_clip(img, b), z = augment_clip(img, c);
+  CHECK(x.shape() == Shape{3, 224, 224});
+  CHECK(std::memcmp(x.data(), y.data(), std::size_t(x.numel()) * sizeof(float)) == 0);
+  CHECK(std::memcmp(x.data(), z.data(), std::size_t(x.numel()) * sizeof(float)) != 0);
+  // A trainer with augment: two runs of the same seed give the same bits.
+  const PhaseModel pm = world().load(Phase::pretrain);
+  ThreadPool pool(2);
+  TrainOptions o = options(Phase::pretrain, 2, 1e-2);
+  o.augment = true;
+  Trainer t1(pool, pm.loaded, world().clip, o, {}, synthetic_captions());
+  Trainer t2(pool, pm.loaded, world().clip, o, {}, synthetic_captions());
+  for (int s = 0; s < 2; ++s) CHECK(t1.train_step(pool) == t2.train_step(pool));
+  const auto v1 = values(t1), v2 = values(t2);
+  for (std::size_t i = 0; i < v1.size(); ++i)
+    CHECK(std::memcmp(v1[i].data(), v2[i].data(), v1[i].size() * sizeof(float)) == 0);
 }

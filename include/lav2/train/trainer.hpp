@@ -6,7 +6,7 @@
 //   finetune  every step one batch of all samples (instruction JSON and captions alike, as the
 //             official finetune mixes text-only and image samples); AdamW on the finetune group
 //             (+ LoRA with train_lora). The projector is frozen: each image's visual query is
-//             computed once.
+//             computed once (with augment, per draw).
 //   pretrain  every step one batch of all samples; AdamW on the pretrain group: the gates and
 //             adapter_query in the LLM, every projector tensor (d loss / d visual query flows
 //             into the projector's backward).
@@ -26,6 +26,9 @@
 // sample (the trailing positions hold padding with label 0, which no kept position attends to,
 // so the loss and gradients are those of the padded batch).
 //
+// With augment, every draw of an image is the official RandomResizedCrop (train/augment.hpp) of
+// it, keyed by (seed, micro-batch, position), and goes through CLIP then; the all-zero image of
+// text-only samples is never augmented (the official torch.zeros).
 // Deterministic for a seed and a thread count; the training models are bit-identical for 1 and 2
 // threads.
 #pragma once
@@ -43,6 +46,7 @@
 #include "lav2/core/thread_pool.hpp"
 #include "lav2/model/model_loader.hpp"
 #include "lav2/train/adamw.hpp"
+#include "lav2/train/augment.hpp"
 #include "lav2/train/data.hpp"
 #include "lav2/train/llama_train.hpp"
 #include "lav2/train/lr_schedule.hpp"
@@ -67,6 +71,7 @@ struct TrainOptions {
   int joint_ratio = 1;            ///< joint: image-text steps per instruction step
   std::uint64_t seed = 0;
   bool train_lora = false;
+  bool augment = false;  ///< the official RandomResizedCrop (train/augment.hpp) on every image
   int visual_heads = 16;
   vision::ChannelOrder channel_order = vision::ChannelOrder::bgr;
 };
@@ -242,19 +247,29 @@ class Trainer {
       for (float& g : t->grad) g *= f;
   }
 
-  // CLIP features of every distinct image (and of the all-zero image), computed once; in
-  // finetune, where the projector is frozen, each image's visual query instead.
+  // Whether the cache holds visual queries: finetune without augmentation, where the projector
+  // is frozen and each image's query never changes.
+  bool queries_cached_() const { return o_.phase == Phase::finetune && !o_.augment; }
+
+  // CLIP features of every distinct image (and of the all-zero image), computed once (with
+  // augment: each image decoded once, its features computed per draw); where queries_cached_(),
+  // each image's visual query instead.
   void encode_images_(ThreadPool& pool) {
     const int size = clip_->config().image_size();
     for (Stream& st : streams_)
       for (const Sample& s : st.samples) {
-        if (cache_.count(s.image)) continue;
+        if (cache_.count(s.image) || images_.count(s.image)) continue;
         Tensor<float> image;
         if (s.image.empty()) {
           image = vision::zero_image(size);
         } else {
           try {
-            image = vision::preprocess_clip(vision::load_image(s.image, {}, o_.channel_order));
+            vision::Image decoded = vision::load_image(s.image, {}, o_.channel_order);
+            if (o_.augment) {
+              images_.emplace(s.image, std::move(decoded));
+              continue;
+            }
+            image = vision::preprocess_clip(decoded);
           } catch (const lav2::input_error& e) {
             LAV2_THROW(input_error, s.where, ": field 'image': ", e.what());
           } catch (const lav2::load_error& e) {
@@ -262,14 +277,25 @@ class Trainer {
           }
         }
         Tensor<float> f = clip_->encode(pool, image);
-        if (o_.phase == Phase::finetune) {
+        if (queries_cached_()) {
           Tensor<float> vq(Shape{projector_->config().n_queries, dim_});
           projector_->forward(pool, f.data(), 1, f.dim(0), vq.data());
           f = std::move(vq);
         }
         cache_.emplace(s.image, std::move(f));
       }
-    if (o_.phase == Phase::finetune) projector_.reset();  // frozen: its queries are cached
+    if (queries_cached_()) projector_.reset();  // frozen: its queries are cached
+  }
+
+  // The CLIP features of sample i of micro-batch `batch_no`: cached, or (augment) those of a
+  // random resized crop drawn from (seed, batch_no, i), so a resumed run draws the same crops.
+  const Tensor<float>& features_of_(ThreadPool& pool, const Sample& s, std::int64_t batch_no, std::int64_t i) {
+    if (!o_.augment || s.image.empty()) return cache_.at(s.image);
+    std::mt19937_64 rng(o_.seed * 0xD1B54A32D192ED03ull +
+                        std::uint64_t(batch_no * o_.batch + i) * 0x9E3779B97F4A7C15ull +
+                        std::uint64_t(&streams_[0] == stream_ ? 0 : 1));
+    augmented_ = clip_->encode(pool, augment_clip(images_.at(s.image), rng, clip_->config().image_size()));
+    return augmented_;
   }
 
   const std::vector<std::int64_t>& permutation_(Stream& st, std::int64_t epoch) const {
@@ -305,7 +331,7 @@ class Trainer {
     }
     TrainBatch b{tokens_.data(), labels_.data(), nullptr, B, S, 0};
     if (!spec_.takes_visual()) return b;
-    if (o_.phase == Phase::finetune) {
+    if (queries_cached_()) {
       const Tensor<float>& first = cache_.at(picked_[0]->image);
       const std::int64_t Q = first.dim(0);
       vq_.resize(std::size_t(B * Q * dim_));
@@ -316,11 +342,15 @@ class Trainer {
       b.visual_query = vq_.data(), b.n_visual = Q;
       return b;
     }
-    const Tensor<float>& first = cache_.at(picked_[0]->image);
-    const std::int64_t T = first.dim(0), C = first.dim(1), Q = projector_->config().n_queries;
-    features_.resize(std::size_t(B * T * C));
+    stream_ = &st;
+    const std::int64_t Q = projector_->config().n_queries;
+    std::int64_t T = 0, C = 0;
     for (std::int64_t i = 0; i < B; ++i) {
-      const Tensor<float>& f = cache_.at(picked_[std::size_t(i)]->image);
+      const Tensor<float>& f = features_of_(pool, *picked_[std::size_t(i)], batch_no, i);
+      if (i == 0) {
+        T = f.dim(0), C = f.dim(1);
+        features_.resize(std::size_t(B * T * C));
+      }
       std::copy(f.begin(), f.end(), features_.begin() + i * T * C);
     }
     vq_.resize(std::size_t(B * Q * dim_));
@@ -341,7 +371,10 @@ class Trainer {
   std::vector<std::string> order_;  // joint: visual, language
   std::map<std::string, std::vector<int>> llm_index_;
   std::vector<bool> flags_;
-  std::map<std::string, Tensor<float>> cache_;  // image ("" = all-zero) -> CLIP features (finetune: visual query)
+  std::map<std::string, Tensor<float>> cache_;   // image ("" = all-zero) -> CLIP features (or visual query)
+  std::map<std::string, vision::Image> images_;  // augment: image -> decoded pixels
+  Tensor<float> augmented_;                      // augment: the features of the last crop
+  const Stream* stream_ = nullptr;               // the stream of the batch being filled
   std::vector<const Sample*> picked_;
   std::vector<std::int32_t> tokens_, labels_;
   AlignedVector<float> features_, vq_, d_vq_;
