@@ -93,7 +93,8 @@ TEST_CASE("checkpoint: loads back into lav2 with identical values; a resumed run
       }
       std::set<std::string> trained;
       for (TrainableTensor* t : half.trainable()) trained.insert(t->spec.name);
-      for (const auto& [key, v] : pm.loaded.adapter.tensors) {
+      for (const auto& [key_, v] : pm.loaded.adapter.tensors) {
+        const std::string key = key_;  // clang 14 cannot capture a structured binding (INFO)
         INFO(key);
         REQUIRE(saved.count(key));
         CHECK(saved.at(key).shape == v.shape);
