@@ -1,4 +1,4 @@
-// Training throughput and memory of the LLM side (issue 13 item 7; docs/training.md, where the
+// Training throughput and memory of the LLM side (docs/training.md, where the
 // PyTorch side, tools/reference/bench_train_torch.py, is run against it): one finetune step =
 // LlamaTrainModel::forward_backward over a batch of 4 x 128 tokens (a 32-token prompt masked) +
 // AdamW on the finetune group, on random LLaMA-Adapter V2 BIAS models with f32 frozen weights,

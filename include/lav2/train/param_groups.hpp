@@ -12,7 +12,7 @@
 // LoRA is never trained officially; GroupOptions::train_lora (lav2's --train-lora) adds it to
 // finetune and to language.
 //
-// The paper's joint training (issue 13) splits the same rows into two disjoint groups, each with
+// The paper's joint training splits the same rows into two disjoint groups, each with
 // its own optimiser state:
 //   visual     the visual branch; under the paper's early fusion (FusionMode::paper_early) also
 //              the gates of the early layers that hold only visual prompts (layers below

@@ -1,4 +1,4 @@
-// The training loop (issue 13): batches, gradient accumulation, the official per-iteration
+// The training loop: batches, gradient accumulation, the official per-iteration
 // learning-rate schedule, and the phases, over LlamaTrainModel (the LLM) and ProjectorTrainModel
 // (the visual branch), with the frozen CLIP tower's features cached per image.
 //
